@@ -1,0 +1,21 @@
+"""Errors of the alert stage; each message is shown to the officer as is and carries no secret."""
+
+from __future__ import annotations
+
+from rules.errors import OshError
+
+
+class UnknownAlertError(OshError):
+    """An acknowledgement named an alert id that is neither open nor recently cleared."""
+
+    def __init__(self, alert_id: str) -> None:
+        shown = alert_id if len(alert_id) <= 64 else alert_id[:64] + "..."
+        super().__init__(
+            f"unknown alert id {shown!r}: no open or recently cleared alert has it "
+            "(check the alert_id field of the alert event)"
+        )
+        self.alert_id = alert_id
+
+
+class InvalidAckError(OshError):
+    """An acknowledgement without a name, or with an oversized name or note."""

@@ -1,0 +1,142 @@
+"""Mutable per-alert state held by the `AlertBook`, its read-only view and its snapshot form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from alerts.types import AlertEvent, AlertEventKind
+from rules.results import Direction
+from rules.types import ChannelKey, RuleKind, Severity
+
+#: `hazard` of health alerts about a whole device (offline, gap, calibration of all sensors);
+#: the retained topic is then `P/{site}/alarms/{zone}/{device}/device/{rule}`.
+DEVICE_HAZARD = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSubject:
+    """What an alert is about: a channel (device, hazard, worker) or a whole device."""
+
+    site: str
+    zone: str
+    device: str
+    hazard: str
+    worker: str | None = None
+
+    @staticmethod
+    def of(key: ChannelKey) -> AlertSubject:
+        return AlertSubject(key.site, key.zone, key.device, str(key.hazard), key.worker)
+
+    def device_subject(self) -> AlertSubject:
+        """The device-wide subject of this channel's device (worker kept: personal monitors)."""
+        return AlertSubject(self.site, self.zone, self.device, DEVICE_HAZARD, self.worker)
+
+
+AlertKey = tuple[AlertSubject, RuleKind]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """Read-only view of one open alert (for the live board, `oshmon`, the gateway)."""
+
+    alert_id: str
+    subject: AlertSubject
+    rule: RuleKind
+    severity: Severity
+    value: float | None
+    peak: float | None
+    threshold: float | None
+    unit: str
+    since_s: float
+    last_t_s: float
+    message: str
+    acknowledged_by: str | None
+    acknowledged_at_s: float | None
+    escalations: int
+    flaps: int
+
+
+@dataclass(slots=True)
+class AlertState:
+    """One alert's lifecycle state; `deadline_s` and `*_wall_s` are wall clock, the rest event time."""
+
+    alert_id: str
+    subject: AlertSubject
+    rule: RuleKind
+    severity: Severity
+    profile: str
+    source: str
+    action: str
+    unit: str
+    label: str
+    direction: Direction
+    threshold: float | None
+    clear_level: float | None
+    value: float | None
+    peak: float | None
+    since_s: float
+    last_t_s: float
+    message: str  # the latest raise message (escalations repeat it)
+    deadline_s: float | None  # next escalation; None once acknowledged
+    escalations: int = 0
+    acked_by: str | None = None
+    acked_at_s: float | None = None
+    ack_note: str | None = None
+    clear_since_s: float | None = None
+    flaps: int = 0
+    cleared_at_s: float | None = None
+    cleared_wall_s: float | None = None
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.subject, self.rule)
+
+    def observe(self, value: float) -> None:
+        """Record the latest figure and keep the worst one (lowest for BELOW limits)."""
+        self.value = value
+        if self.peak is None:
+            self.peak = value
+        elif self.direction is Direction.BELOW:
+            self.peak = min(self.peak, value)
+        else:
+            self.peak = max(self.peak, value)
+
+    def event(
+        self, kind: AlertEventKind, t_s: float, message: str, by: str | None = None, note: str | None = None
+    ) -> AlertEvent:
+        s = self.subject
+        return AlertEvent(
+            alert_id=self.alert_id, event=kind, severity=self.severity, rule=self.rule,
+            site=s.site, zone=s.zone, device=s.device, hazard=s.hazard, worker=s.worker,
+            value=self.value, threshold=self.threshold, unit=self.unit, t_s=t_s, since_s=self.since_s,
+            profile=self.profile, limit_source=self.source, action=self.action, message=message,
+            by=by, note=note,
+        )  # fmt: skip
+
+    def view(self) -> OpenAlert:
+        return OpenAlert(
+            alert_id=self.alert_id, subject=self.subject, rule=self.rule, severity=self.severity,
+            value=self.value, peak=self.peak, threshold=self.threshold, unit=self.unit,
+            since_s=self.since_s, last_t_s=self.last_t_s, message=self.message,
+            acknowledged_by=self.acked_by, acknowledged_at_s=self.acked_at_s,
+            escalations=self.escalations, flaps=self.flaps,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form for `AlertBook.snapshot()`."""
+        d = asdict(self)
+        d["rule"] = str(self.rule)
+        d["severity"] = str(self.severity)
+        d["direction"] = str(self.direction)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> AlertState:
+        known = {f.name for f in fields(AlertState)}
+        data = {k: v for k, v in d.items() if k in known}
+        data["subject"] = AlertSubject(**d["subject"])
+        data["rule"] = RuleKind(d["rule"])
+        data["severity"] = Severity(d["severity"])
+        data["direction"] = Direction(d["direction"])
+        return AlertState(**data)

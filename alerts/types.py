@@ -1,0 +1,65 @@
+"""Alert events (SPEC §2.2): the record published on `P/{site}/alerts` and stored."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from rules.types import RuleKind, Severity
+
+
+class AlertEventKind(StrEnum):
+    RAISED = "raised"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    CLEARED = "cleared"
+
+
+def rfc3339(t_s: float) -> str:
+    """Epoch seconds → RFC 3339 UTC with a Z; milliseconds only when the time has them."""
+    dt = datetime.fromtimestamp(t_s, tz=UTC)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One lifecycle event of one alert; `t_s`/`since_s` are event time in epoch seconds."""
+
+    alert_id: str
+    event: AlertEventKind
+    severity: Severity
+    rule: RuleKind
+    site: str
+    zone: str
+    device: str
+    hazard: str
+    worker: str | None
+    value: float | None
+    threshold: float | None
+    unit: str
+    t_s: float
+    since_s: float
+    profile: str
+    limit_source: str
+    action: str
+    message: str
+    by: str | None = None
+    note: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object of SPEC §2.2 (times as RFC 3339 strings)."""
+        d = asdict(self)
+        d["t"] = rfc3339(d.pop("t_s"))
+        d["since"] = rfc3339(d.pop("since_s"))
+        d["event"] = str(self.event)
+        d["severity"] = str(self.severity)
+        d["rule"] = str(self.rule)
+        return d
+
+    def alarm_topic_suffix(self) -> str:
+        """`alarms/{zone}/{device}/{hazard}/{rule}` below `P/{site}/` (SPEC §2)."""
+        return f"alarms/{self.zone}/{self.device}/{self.hazard}/{self.rule}"

@@ -1,0 +1,156 @@
+"""Service configuration: `OSH_*` environment variables over an optional TOML file (SPEC §5).
+
+Precedence, highest first: explicit arguments, environment variables, the TOML file given with
+`--config`, built-in defaults. Secrets are `SecretStr` so they never print.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rules.errors import ConfigError
+
+
+class SiteSettings(BaseModel):
+    """Per-site settings (TOML `[sites.NAME]`): time zone, shift pattern, limit profile."""
+
+    model_config = ConfigDict(extra="forbid")
+    tz: str = "UTC"
+    shift_starts: list[str] = Field(default_factory=lambda: ["06:00", "14:00", "22:00"])
+    shift_hours: float = Field(default=8.0, gt=0, le=24)
+    profile: str | None = None
+
+
+class WebhookSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    secret: SecretStr | None = None
+    sites: list[str] = Field(default_factory=list)  # empty: every site
+    min_severity: str = "warning"
+    timeout_s: float = 5.0
+
+
+class EmailSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str
+    port: int = 587
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str
+    recipients: list[str]
+    sites: list[str] = Field(default_factory=list)
+    min_severity: str = "alarm"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OSH_", extra="forbid", env_nested_delimiter="__")
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_client_id: str = Field(default_factory=lambda: f"oshmon-gw-{socket.gethostname()}"[:64])
+    mqtt_shared_group: str | None = None  # subscribe via $share/<group>/ to split load
+    topic_prefix: str = "osh"
+    store: Literal["sqlite", "influx"] = "sqlite"
+    sqlite_path: Path = Path("oshmon.sqlite")
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_api: Literal["v1", "v2"] = "v1"
+    influx_db: str = "oshmon"
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    influx_token: SecretStr | None = None
+    influx_user: str | None = None
+    influx_password: SecretStr | None = None
+    spool_dir: Path = Path("oshmon-spool")
+    profile: str = "eu"
+    profile_dirs: list[Path] = Field(default_factory=list)
+    sites: dict[str, SiteSettings] = Field(default_factory=dict)
+    max_age_s: float = Field(default=7 * 86400.0, gt=0)
+    max_future_s: float = Field(default=300.0, ge=0)
+    max_gap_s: float = Field(default=60.0, gt=0)
+    shift_grace_s: float = Field(default=300.0, ge=0)
+    batch_max_messages: int = Field(default=2000, ge=1)
+    batch_max_wait_s: float = Field(default=0.02, ge=0)
+    retention_days: int = Field(default=400, ge=366)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    email: list[EmailSettings] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or any(c in v for c in "+#") or v.startswith("/") or v.endswith("/"):
+            raise ValueError("must be a topic prefix without wildcards or leading/trailing '/'")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = _TOML_PATH.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+
+_TOML_PATH: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings; any problem becomes a ConfigError naming the field."""
+    if config is not None and not config.is_file():
+        raise ConfigError(f"config file {config} does not exist")
+    _TOML_PATH["path"] = config
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"configuration: {where}: {first['msg']}") from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"configuration file {config}: {exc}") from None
+    finally:
+        _TOML_PATH["path"] = None
+
+
+class MqttTarget(BaseModel):
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: SecretStr | None
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    """`mqtt://user:pass@host:port` or `mqtts://...` (TLS); the password never appears in errors."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError("OSH_MQTT_URL must look like mqtt://[user:pass@]host[:port] or mqtts://...")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError("OSH_MQTT_URL has an invalid port") from None
+    return MqttTarget(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=SecretStr(unquote(parts.password)) if parts.password else None,
+    )

@@ -1,0 +1,183 @@
+"""The MQTT edge: the one module that talks to paho-mqtt (tech-notes §2).
+
+paho runs its network loop in its own thread and reconnects by itself with capped backoff.
+Inbound messages are handed to asyncio through an unbounded queue; with `manual_ack=True` the
+PUBACK is sent only when the gateway calls `ack()` after the reading is durable (SPEC §6). The
+broker's in-flight window is then the flow control: it stops sending when too much is unacked.
+Acks are tied to the connection they arrived on: after a reconnect the broker redelivers what
+was not acknowledged, and a stale packet id is never acknowledged on the new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.config import MqttTarget
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1  # first retry after a lost connection
+RECONNECT_MAX_S = 30  # cap of paho's doubling backoff
+CONNECT_TIMEOUT_S = 15.0
+CLIENT_INFLIGHT = 1000  # our own QoS 1 publishes in flight (paho's default of 20 throttles alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    generation: int  # connection the message arrived on (acks are only valid on it)
+    received_s: float
+
+
+class MqttEdge:
+    """One MQTT connection. `async with MqttEdge(...) as edge:` then read `edge.messages`."""
+
+    def __init__(
+        self,
+        target: MqttTarget,
+        client_id: str,
+        *,
+        subscriptions: list[str] | None = None,
+        persistent: bool = True,
+        manual_ack: bool = True,
+    ) -> None:
+        self._target = target
+        self._subscriptions = subscriptions or []
+        self.messages: asyncio.Queue[InboundMessage] = asyncio.Queue()  # unbounded: never drop
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
+            manual_ack=manual_ack,
+        )
+        self._manual_ack = manual_ack
+        self._client.max_inflight_messages_set(CLIENT_INFLIGHT)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if target.username:
+            pw = target.password.get_secret_value() if target.password else None
+            self._client.username_pw_set(target.username, pw)
+        if target.tls:
+            self._client.tls_set_context(ssl.create_default_context())
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = asyncio.Event()
+        self._generation = 0
+        self._lock = threading.RLock()
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._early: set[int] = set()
+        self.connect_error: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def __aenter__(self) -> MqttEdge:
+        self._loop = asyncio.get_running_loop()
+        self._client.connect_async(self._target.host, self._target.port, keepalive=30)
+        self._client.loop_start()
+        try:
+            await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            self._client.loop_stop()
+            reason = self.connect_error or "no answer"
+            raise ConnectionError(
+                f"cannot connect to the MQTT broker at {self._target.host}:{self._target.port} ({reason})"
+            ) from None
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self._client.disconnect)
+        await asyncio.to_thread(self._client.loop_stop)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    # -- paho callbacks (paho's thread) -----------------------------------------------------------
+    def _on_connect(self, client: paho.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any) -> None:
+        if rc.is_failure:
+            self.connect_error = str(rc)
+            log.error("MQTT connection refused: %s", rc)
+            return
+        with self._lock:
+            self._generation += 1
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
+        log.info("MQTT connected (session present: %s)", flags.session_present)
+        self._call(self._connected.set)
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        with self._lock:
+            self._generation += 1
+        self._call(self._connected.clear)
+        if rc.value != 0:
+            log.warning("MQTT connection lost (%s); paho reconnects with backoff", rc)
+
+    def _on_message(self, _c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
+        msg = InboundMessage(
+            m.topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, self._generation, time.time()
+        )
+        self._call(self.messages.put_nowait, msg)
+
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Any) -> None:
+        with self._lock:
+            fut = self._pending.pop(mid, None)
+            if fut is None:
+                self._early.add(mid)
+                return
+        self._call(_resolve, fut)
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    # -- API (asyncio thread) ---------------------------------------------------------------------
+    def ack(self, msg: InboundMessage) -> None:
+        """PUBACK one message, if it arrived on the current connection (else the broker resends)."""
+        if self._manual_ack and msg.qos > 0 and msg.generation == self._generation:
+            self._client.ack(msg.mid, msg.qos)
+
+    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a publish; paho resends QoS 1 messages after a reconnect."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    async def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, wait_s: float = 30.0
+    ) -> None:
+        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0)."""
+        assert self._loop is not None, "use MqttEdge as an async context manager"
+        fut: asyncio.Future[None] = self._loop.create_future()
+        with self._lock:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                raise ConnectionError(f"MQTT publish to {topic!r} failed: {paho.error_string(info.rc)}")
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                fut.set_result(None)
+            else:
+                self._pending[info.mid] = fut
+        await asyncio.wait_for(fut, wait_s)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

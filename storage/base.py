@@ -1,0 +1,71 @@
+"""The one small interface every store implements (SQLite, InfluxDB).
+
+The gateway and `reports/` use only this. Methods are synchronous; the gateway calls them from
+a worker thread. A write returns only once the data is durable (committed / accepted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from alerts.types import AlertEvent
+from rules.results import ExposureRecord
+from rules.types import ChannelKey, ReadingBatch
+
+
+class RecordKind(StrEnum):
+    READINGS = "readings"
+    EXPOSURES = "exposures"
+    ALERTS = "alerts"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Filters for `oshmon history`; None means "any". Times are epoch seconds, [t_from, t_to)."""
+
+    kind: RecordKind
+    site: str | None = None
+    zone: str | None = None
+    device: str | None = None
+    worker: str | None = None
+    hazard: str | None = None
+    rule: str | None = None
+    severity: str | None = None
+    t_from_s: float | None = None
+    t_to_s: float | None = None
+    limit: int | None = None
+
+
+#: Columns of each record kind, in output order; both stores return rows with exactly these keys.
+#: `t` is an RFC 3339 UTC string ("2026-11-22T09:41:07Z", fractional seconds when present).
+COLUMNS: dict[RecordKind, tuple[str, ...]] = {
+    RecordKind.READINGS: ("t", "site", "zone", "device", "hazard", "worker", "value", "unit"),
+    RecordKind.EXPOSURES: (
+        "t", "site", "zone", "device", "hazard", "worker", "shift", "twa8", "stel15_max", "peak",
+        "coverage", "max_gap_s", "lex8h", "dose_pct", "profile", "limits", "final", "sensor_faulty",
+    ),
+    RecordKind.ALERTS: (
+        "t", "alert_id", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker",
+        "value", "threshold", "unit", "since", "profile", "limit_source", "action", "message",
+        "by", "note",
+    ),
+}  # fmt: skip
+
+
+class Store(Protocol):
+    """Durable home of readings, shift exposures and alert events (SPEC §4)."""
+
+    def write_readings(self, keys: Sequence[ChannelKey], batch: ReadingBatch) -> None:
+        """Store a batch; `keys[batch.channel[i]]` names row i's channel. Same series+time overwrites."""
+
+    def write_exposures(self, records: Sequence[ExposureRecord]) -> None: ...
+
+    def write_alert_events(self, events: Sequence[AlertEvent]) -> None: ...
+
+    def query(self, q: HistoryQuery) -> Iterator[dict[str, Any]]:
+        """Rows of `COLUMNS[q.kind]` in time order, streamed."""
+
+    def close(self) -> None: ...
