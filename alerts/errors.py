@@ -19,3 +19,7 @@ class UnknownAlertError(OshError):
 
 class InvalidAckError(OshError):
     """An acknowledgement without a name, or with an oversized name or note."""
+
+
+class SnapshotError(OshError):
+    """A saved alert-book snapshot cannot be restored (wrong version or damaged)."""

@@ -84,7 +84,8 @@ def exceed_message(
     else:
         verb = "exceeds" if value > threshold else "reaches"
     what = limit_label(rule, severity, label)
-    return f"{subject_phrase(hazard, rule)} {with_unit(value, unit)} {verb} the {with_unit(threshold, unit)} {what}"
+    head = f"{subject_phrase(hazard, rule)} {with_unit(value, unit)}"
+    return f"{head} {verb} the {with_unit(threshold, unit)} {what}"
 
 
 def flap_suffix(flaps: int, window_s: float) -> str:
@@ -116,3 +117,25 @@ def escalate_message(after_s: float, raised_message: str) -> str:
 
 def ack_message(by: str, note: str | None) -> str:
     return f"Acknowledged by {by}: {note}" if note else f"Acknowledged by {by}"
+
+
+#: Citation carried by health (malfunction) alerts, per rule.
+HEALTH_SOURCE: dict[RuleKind, str] = {
+    RuleKind.OFFLINE: "30 CFR 75.351(c)(1): signal on interruption of circuit continuity / malfunction",
+    RuleKind.OUT_OF_RANGE: "30 CFR 75.351(c)(1): malfunction signal (value outside the sensor's range)",
+    RuleKind.STUCK: "30 CFR 75.351(c)(1): malfunction signal (sensor output not varying)",
+    RuleKind.GAP: "30 CFR 75.351(c)(1): malfunction signal (readings lost in transmission)",
+    RuleKind.CALIBRATION_DUE: "30 CFR 75.351(n): calibration at intervals of at most 31 days",
+}
+
+#: What the officer should do about a health alert, per rule.
+HEALTH_ACTION: dict[RuleKind, str] = {
+    RuleKind.OFFLINE: (
+        "Check the device's power, battery and network; until it reports again, "
+        "cover the area with a portable detector"
+    ),
+    RuleKind.OUT_OF_RANGE: "Treat its readings as unreliable; bump-test, recalibrate or replace the sensor",
+    RuleKind.STUCK: "Treat its readings as unreliable; bump-test the sensor and check it is open to the air",
+    RuleKind.GAP: "Check the device's network link and buffering; readings in the gap count as no data",
+    RuleKind.CALIBRATION_DUE: "Calibrate the sensor with a known gas concentration; record the calibration",
+}

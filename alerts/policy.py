@@ -50,9 +50,7 @@ class AlertPolicy:
     deadband_fraction: float = 0.05
     deadband_abs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DEADBAND))
     flap_window_s: float = 600.0
-    escalate_after_s: Mapping[Severity, float] = field(
-        default_factory=lambda: dict(DEFAULT_ESCALATE_AFTER_S)
-    )
+    escalate_after_s: Mapping[Severity, float] = field(default_factory=lambda: dict(DEFAULT_ESCALATE_AFTER_S))
     remind_every_s: float | None = 900.0
     keep_cleared_s: float = 86_400.0
     max_cleared: int = 10_000

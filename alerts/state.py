@@ -29,8 +29,8 @@ class AlertSubject:
         return AlertSubject(key.site, key.zone, key.device, str(key.hazard), key.worker)
 
     def device_subject(self) -> AlertSubject:
-        """The device-wide subject of this channel's device (worker kept: personal monitors)."""
-        return AlertSubject(self.site, self.zone, self.device, DEVICE_HAZARD, self.worker)
+        """The device-wide subject (hazard `device`, no worker) of this channel's device."""
+        return AlertSubject(self.site, self.zone, self.device, DEVICE_HAZARD, None)
 
 
 AlertKey = tuple[AlertSubject, RuleKind]
@@ -79,6 +79,7 @@ class AlertState:
     last_t_s: float
     message: str  # the latest raise message (escalations repeat it)
     deadline_s: float | None  # next escalation; None once acknowledged
+    armed_wall_s: float = 0.0  # when the latest raise asked for an acknowledgement
     escalations: int = 0
     acked_by: str | None = None
     acked_at_s: float | None = None

@@ -110,9 +110,7 @@ def to_canonical(hazard: Hazard, unit: str, values: F64) -> F64:
     factors = UNIT_FACTORS[hazard]
     factor = factors.get(unit)
     if factor is None:
-        raise PayloadError(
-            f"unit {unit!r} is not accepted for {hazard.value}: use {' or '.join(factors)}"
-        )
+        raise PayloadError(f"unit {unit!r} is not accepted for {hazard.value}: use {' or '.join(factors)}")
     out = values * factor if factor != 1.0 else values
     if not np.all(np.isfinite(out)):
         raise PayloadError(f"{hazard.value}: values must be finite numbers (no NaN or infinity)")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -59,7 +60,9 @@ class Settings(BaseSettings):
 
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_client_id: str = Field(default_factory=lambda: f"oshmon-gw-{socket.gethostname()}"[:64])
-    mqtt_shared_group: str | None = None  # subscribe via $share/<group>/ to split load
+    # Scaling: each gateway serves a disjoint set of sites (empty: every site). Exposure state
+    # is per channel, so a site must be served by exactly one gateway at a time.
+    serve_sites: Annotated[list[str], NoDecode] = Field(default_factory=list)
     topic_prefix: str = "osh"
     store: Literal["sqlite", "influx"] = "sqlite"
     sqlite_path: Path = Path("oshmon.sqlite")
@@ -71,7 +74,10 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_user: str | None = None
     influx_password: SecretStr | None = None
-    spool_dir: Path = Path("oshmon-spool")
+    state_dir: Path = Path("oshmon-state")  # spool, checkpoints, the pseudonym key
+    pseudonym_key: SecretStr | None = (
+        None  # keyed hash for worker ids in reports (default: a random key in state_dir)
+    )
     profile: str = "eu"
     profile_dirs: list[Path] = Field(default_factory=list)
     sites: dict[str, SiteSettings] = Field(default_factory=dict)
@@ -85,6 +91,13 @@ class Settings(BaseSettings):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     email: list[EmailSettings] = Field(default_factory=list)
     log_level: str = "INFO"
+
+    @field_validator("serve_sites", mode="before")
+    @classmethod
+    def _sites_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [x.strip() for x in v.split(",") if x.strip()]
+        return v
 
     @field_validator("topic_prefix")
     @classmethod

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from alerts.types import AlertEvent
+from rules.errors import StoreError
 from rules.results import ExposureRecord
 from rules.types import ChannelKey, ReadingBatch
 
@@ -69,3 +70,27 @@ class Store(Protocol):
         """Rows of `COLUMNS[q.kind]` in time order, streamed."""
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One record a store refused for good (never worth retrying): what it was, and why."""
+
+    record: str  # line protocol (InfluxDB) or a JSON description of the record
+    reason: str  # the server's or store's words, for the dead-letter topic
+
+
+class PartialWriteError(StoreError):
+    """Some records were refused for good; every other record of the call is stored.
+
+    Not retryable: the caller dead-letters `rejected` (with their reasons) and acks the rest.
+    """
+
+    def __init__(self, rejected: Sequence[Rejected], *, accepted: int) -> None:
+        self.rejected = tuple(rejected)
+        self.accepted = accepted
+        first = self.rejected[0].reason if self.rejected else "no reason given"
+        super().__init__(
+            f"{len(self.rejected)} record(s) rejected, {accepted} stored; first reason: {first}",
+            retryable=False,
+        )

@@ -9,15 +9,21 @@ two readings of one channel less than 1 ms apart are the same point, and the ret
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
 
 from alerts.types import AlertEvent, rfc3339
 from rules.errors import ConfigError
 from rules.results import ExposureRecord
-from rules.types import CANONICAL_UNIT, ChannelKey, Hazard
-from storage.base import COLUMNS, RecordKind
+from rules.types import CANONICAL_UNIT, ChannelKey, Hazard, ReadingBatch
+from storage.base import COLUMNS, RecordKind, Rejected
+
+BoolArray = npt.NDArray[np.bool_]
 
 #: 30 CFR 75.351(p): records of alerts, alarms and malfunctions are kept for at least one year.
 LEGAL_MIN_RECORD_DAYS = 365
@@ -195,3 +201,27 @@ TAGS: dict[RecordKind, tuple[str, ...]] = {
 
 def tie_key(kind: RecordKind, row: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(row[c] or "" for c in TAGS[kind])
+
+
+def describe_reading(key: ChannelKey, t_s: float, value: float) -> str:
+    """A dead-letter description of one reading a store refused (JSON text)."""
+    tags = {"site": key.site, "zone": key.zone, "device": key.device, "hazard": str(key.hazard)}
+    if key.worker is not None:
+        tags["worker"] = key.worker
+    return orjson.dumps({"measurement": "reading", "tags": tags, "t_s": t_s, "value": repr(value)}).decode()
+
+
+def screen_readings(keys: Sequence[ChannelKey], batch: ReadingBatch) -> tuple[BoolArray, list[Rejected]]:
+    """Rows both stores can hold (finite value, representable tags), and the refused rest."""
+    ok = np.isfinite(batch.value)
+    uniq = np.unique(batch.channel)
+    bad = {int(c): p for c in uniq.tolist() if (p := channel_problem(keys[c]))}
+    if bad:
+        ok &= ~np.isin(batch.channel, np.fromiter(bad, np.int64, len(bad)))
+    rejected = []
+    for i in np.flatnonzero(~ok).tolist():
+        ch = int(batch.channel[i])
+        key, t_s, value = keys[ch], float(batch.t_s[i]), float(batch.value[i])
+        reason = bad.get(ch) or f"value {value!r} is not a finite number"
+        rejected.append(Rejected(describe_reading(key, t_s, value), reason))
+    return ok, rejected

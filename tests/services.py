@@ -118,7 +118,7 @@ class Influxd:
             f'bind-address = "127.0.0.1:{free_port()}"\n'
             f'[meta]\n  dir = "{self.dir}/meta"\n'
             f'[data]\n  dir = "{self.dir}/data"\n  wal-dir = "{self.dir}/wal"\n'
-            '  query-log-enabled = false\n'
+            "  query-log-enabled = false\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
         )
         log = (self.dir / "influxd.log").open("ab")

@@ -1,0 +1,62 @@
+"""The `oshmon` command line (SPEC §5). Every command: --help, one-line errors, exit codes.
+
+Exit codes: 0 success, 1 the command ran but found a problem (e.g. a failed verification),
+2 bad input or configuration (one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway import cli_data, cli_ops
+from rules.errors import OshError
+
+app = typer.Typer(
+    name="oshmon",
+    help="Occupational safety and health monitoring for mines: MQTT sensors in, exposure rules, "
+    "alerts, InfluxDB/SQLite records, committee reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
+]
+
+app.command("run", help="Run the gateway service (MQTT → rules → alerts → storage).")(cli_ops.run)
+app.command("demo", help="Run the whole system on one machine with embedded defaults.")(cli_ops.demo)
+app.command("simulate", help="Publish simulated mine sensors to an MQTT broker.")(cli_ops.simulate)
+app.command("ack", help="Acknowledge an alert (who, and what was done).")(cli_ops.ack)
+app.command("status", help="Show the gateway's store, spool and open alerts.")(cli_ops.status)
+app.command("history", help="Readings, exposures or alerts as a table, CSV or JSON.")(cli_data.history)
+app.command("limits", help="The active exposure limits with their legal sources.")(cli_data.limits)
+app.add_typer(cli_data.report_app, name="report")
+app.add_typer(cli_data.export_app, name="export")
+app.add_typer(cli_data.audit_app, name="audit")
+
+
+def main() -> None:
+    """Console entry point: translate our errors to one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except OshError as exc:
+        print(f"oshmon: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("oshmon: aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # usage errors and anything unforeseen: one line, no traceback
+        fmt = getattr(exc, "format_message", None)
+        if fmt is not None:  # typer/click usage errors carry their own message and exit code
+            print(f"oshmon: error: {fmt()}", file=sys.stderr)
+            sys.exit(int(getattr(exc, "exit_code", 2)) or 2)
+        print(f"oshmon: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        sys.exit(3)

@@ -1,0 +1,171 @@
+"""Commands for inspectors and committees: history, limits, reports, evidence, audit."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.config import load_settings
+from gateway.runtime import open_configured_store, profile_book
+from gateway.timeparse import parse_cli_time, parse_month
+from rules.errors import ConfigError
+from storage.base import HistoryQuery, RecordKind
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
+]
+
+
+class OutFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+def history(
+    kind: Annotated[RecordKind, typer.Option("--kind", "-k", help="What to list.")] = RecordKind.READINGS,
+    site: Annotated[str | None, typer.Option(help="Site, e.g. kop-1.")] = None,
+    zone: Annotated[str | None, typer.Option(help="Zone within the site.")] = None,
+    device: Annotated[str | None, typer.Option(help="Device id.")] = None,
+    worker: Annotated[str | None, typer.Option(help="Worker id (personal monitors).")] = None,
+    hazard: Annotated[str | None, typer.Option(help="Hazard, e.g. co, ch4, noise.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Alerts only: level, stel, twa, lex8h, dose ...")] = None,
+    severity: Annotated[str | None, typer.Option(help="Alerts only: warning, alarm, critical ...")] = None,
+    t_from: Annotated[str | None, typer.Option("--from", help="Start: YYYY-MM-DD or RFC 3339 (UTC).")] = None,
+    t_to: Annotated[str | None, typer.Option("--to", help="End (exclusive): YYYY-MM-DD or RFC 3339.")] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.TABLE,
+    limit: Annotated[int | None, typer.Option(help="At most this many rows.", min=1)] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Exposure history for inspectors: readings, shift exposures or alerts, filtered."""
+    from reports.history import render
+
+    q = HistoryQuery(
+        kind=kind,
+        site=site,
+        zone=zone,
+        device=device,
+        worker=worker,
+        hazard=hazard,
+        rule=rule,
+        severity=severity,
+        t_from_s=parse_cli_time(t_from, "--from") if t_from else None,
+        t_to_s=parse_cli_time(t_to, "--to") if t_to else None,
+        limit=limit,
+    )
+    if q.t_from_s is not None and q.t_to_s is not None and q.t_to_s <= q.t_from_s:
+        raise ConfigError("--to must be later than --from")
+    store = open_configured_store(load_settings(config), read_only=True)
+    try:
+        render(store.query(q), kind, str(fmt), sys.stdout)
+    finally:
+        store.close()
+
+
+def limits(
+    profile: Annotated[str | None, typer.Option(help="Profile name (default: OSH_PROFILE).")] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.TABLE,
+    config: ConfigOpt = None,
+) -> None:
+    """Print every limit of a profile with its value, source and the action to take."""
+    from reports.history import render_rows
+    from rules.profiles import describe_limits
+
+    settings = load_settings(config)
+    book = profile_book(settings)
+    name = profile or settings.profile
+    rows = describe_limits(book, name)
+    render_rows(rows, list(rows[0]) if rows else [], str(fmt), sys.stdout, title=f"Limits — profile {name}")
+
+
+report_app = typer.Typer(help="Reports for social-dialogue committees.", no_args_is_help=True)
+export_app = typer.Typer(help="Evidence bundles for labour inspectors.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the tamper-evident alert log.", no_args_is_help=True)
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Annotated[str, typer.Option(help="Month, YYYY-MM.")],
+    out: Annotated[Path, typer.Option(help="Directory to write report.html, summary.json, CSVs.")],
+    site: Annotated[str | None, typer.Option(help="One site (default: all).")] = None,
+    lang: Annotated[str, typer.Option(help="Language: en, sr (Latin) or ru.")] = "en",
+    config: ConfigOpt = None,
+) -> None:
+    """The monthly committee summary: exposures against limits, EN 689, alerts, data quality."""
+    from reports.monthly import build_monthly
+    from rules.profiles import describe_limits
+
+    parse_month(month)
+    if lang not in ("en", "sr", "ru"):
+        raise ConfigError(f"--lang {lang!r}: use en, sr or ru")
+    settings = load_settings(config)
+    book = profile_book(settings)
+    store = open_configured_store(settings, read_only=True)
+    try:
+        path = build_monthly(
+            store,
+            month,
+            site,
+            lang,
+            out,
+            limits_profile_rows=describe_limits(book, settings.profile),
+            pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+            now_s=time.time(),
+        )
+    finally:
+        store.close()
+    typer.echo(f"report written: {path}")
+
+
+@export_app.command("evidence")
+def export_evidence(
+    site: Annotated[str, typer.Option(help="Site to export.")],
+    t_from: Annotated[str, typer.Option("--from", help="Start: YYYY-MM-DD or RFC 3339.")],
+    t_to: Annotated[str, typer.Option("--to", help="End (exclusive): YYYY-MM-DD or RFC 3339.")],
+    out: Annotated[Path, typer.Option(help="Directory for the bundle.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Readings, exposures, alerts with acknowledgements, limits used, and a SHA-256 manifest."""
+    from reports.evidence import export_evidence as run_export
+    from rules.profiles import describe_limits
+
+    start, end = parse_cli_time(t_from, "--from"), parse_cli_time(t_to, "--to")
+    if end <= start:
+        raise ConfigError("--to must be later than --from")
+    settings = load_settings(config)
+    store = open_configured_store(settings, read_only=True)
+    try:
+        rows = describe_limits(profile_book(settings), settings.profile)
+        path = run_export(store, site, start, end, out, rows)
+    finally:
+        store.close()
+    typer.echo(f"evidence bundle written: {path}")
+
+
+@export_app.command("verify")
+def export_verify(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]) -> None:
+    """Check every file of an evidence bundle against its SHA-256 manifest."""
+    from reports.evidence import verify_bundle
+
+    problems = verify_bundle(bundle)
+    for p in problems:
+        typer.echo(f"FAIL {p}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"bundle {bundle} verified: every file matches the manifest")
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None) -> None:
+    """Verify the hash chain over every stored alert event (30 CFR 75.351(o))."""
+    from gateway.runtime import verify_audit_chain
+
+    ok, message = verify_audit_chain(load_settings(config))
+    typer.echo(message, err=not ok)
+    if not ok:
+        raise typer.Exit(1)

@@ -1,0 +1,133 @@
+"""Commands for operators and safety officers: run, demo, simulate, ack, status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from gateway.config import Settings, load_settings, parse_mqtt_url
+from gateway.mqtt import MqttEdge
+from gateway.runtime import Runtime, open_configured_store
+from rules.errors import ConfigError, OshError
+from storage.base import HistoryQuery, RecordKind
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
+]
+ACK_CONFIRM_S = 15.0  # how long `oshmon ack` waits for the gateway's `acknowledged` event
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def subscriptions(settings: Settings) -> list[str]:
+    p = settings.topic_prefix
+    sites = settings.serve_sites or ["+"]
+    topics: list[str] = []
+    for site in sites:
+        topics += [f"{p}/{site}/+/+/data", f"{p}/{site}/+/+/status", f"{p}/{site}/ack"]
+    return topics
+
+
+def run(config: ConfigOpt = None) -> None:
+    """The gateway service; stops cleanly on SIGTERM/SIGINT (exit 0)."""
+    settings = load_settings(config)
+    _logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    from gateway.service import GatewayService
+
+    rt = await asyncio.to_thread(Runtime.build, settings)
+    target = parse_mqtt_url(settings.mqtt_url)
+    try:
+        async with MqttEdge(target, settings.mqtt_client_id, subscriptions=subscriptions(settings)) as edge:
+            svc = GatewayService(edge, rt)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, svc.stop)
+            logging.getLogger("oshmon").info(
+                "gateway %s serving %s on %s:%d",
+                settings.mqtt_client_id,
+                ", ".join(settings.serve_sites) or "every site",
+                target.host,
+                target.port,
+            )
+            if ready is not None:
+                ready.set()
+            await svc.run()
+    except ConnectionError as exc:
+        rt.close()
+        raise OshError(str(exc)) from None
+
+
+def ack(
+    alert_id: Annotated[str, typer.Argument(help="The alert's id (from the alert event or `history`).")],
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges (name or role).")],
+    note: Annotated[str | None, typer.Option("--note", help="Cause found / action taken.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Acknowledge an alert through the running gateway and wait for its confirmation."""
+    settings = load_settings(config)
+    store = open_configured_store(settings, read_only=True)
+    try:
+        rows = list(store.query(HistoryQuery(kind=RecordKind.ALERTS)))
+    finally:
+        store.close()
+    mine = [r for r in rows if r["alert_id"] == alert_id]
+    if not mine:
+        raise ConfigError(f"unknown alert id {alert_id!r}: list alerts with `oshmon history --kind alerts`")
+    site = str(mine[-1]["site"])
+    event = asyncio.run(_send_ack(settings, site, alert_id, by, note))
+    typer.echo(
+        f"acknowledged {alert_id} ({event.get('severity')} {event.get('rule')} "
+        f"{event.get('hazard')} at {event.get('device')}) by {by}"
+    )
+
+
+async def _send_ack(
+    settings: Settings, site: str, alert_id: str, by: str, note: str | None
+) -> dict[str, object]:
+    p = settings.topic_prefix
+    edge = MqttEdge(
+        parse_mqtt_url(settings.mqtt_url),
+        f"oshmon-ack-{time.time_ns()}"[:64],
+        subscriptions=[f"{p}/{site}/alerts", f"{p}/deadletter"],
+        persistent=False,
+        manual_ack=False,
+    )
+    async with edge:
+        await asyncio.sleep(0.2)  # let the subscriptions settle before asking
+        payload = orjson.dumps({"alert_id": alert_id, "by": by, "note": note})
+        await edge.publish(f"{p}/{site}/ack", payload, qos=1)
+        deadline = time.monotonic() + ACK_CONFIRM_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await asyncio.wait_for(edge.messages.get(), left)
+            except TimeoutError:
+                break
+            body = orjson.loads(msg.payload) if msg.payload else {}
+            if msg.topic.endswith("/deadletter") and body.get("topic") == f"{p}/{site}/ack":
+                raise OshError(f"the gateway refused the acknowledgement: {body.get('error')}")
+            if body.get("alert_id") == alert_id and body.get("event") == "acknowledged":
+                return dict(body)
+    raise OshError(f"no confirmation from the gateway within {ACK_CONFIRM_S:.0f} s: is `oshmon run` running?")
+
+
+def status(config: ConfigOpt = None) -> None:
+    """Store, spool depth and open alerts, as the gateway last recorded them."""
+    from gateway.runtime import describe_status
+
+    typer.echo(describe_status(load_settings(config)))

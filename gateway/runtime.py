@@ -1,0 +1,225 @@
+"""The gateway's synchronous core: profiles, engine, alert book, store — built from Settings.
+
+`GatewayService` (async, MQTT) drives it; tests and the demo can drive it directly. This is
+the one place where the stages are wired together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+
+from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.lifecycle import AlertBook
+from alerts.state import AlertSubject
+from alerts.types import AlertEvent
+from gateway.batching import Sorted
+from gateway.config import Settings
+from rules.engine import ExposureEngine
+from rules.errors import ConfigError
+from rules.profiles import ProfileBook, SiteConfig
+from rules.results import EngineResult
+from rules.types import Hazard, ReadingBatch, RuleKind
+from storage.base import Store
+
+log = logging.getLogger(__name__)
+
+ALERT_CHECKPOINT = "alerts.json"
+
+
+def profile_book(settings: Settings) -> ProfileBook:
+    book = ProfileBook.load(extra_dirs=settings.profile_dirs)
+    names = book.names()
+    for name in [settings.profile, *(s.profile for s in settings.sites.values() if s.profile)]:
+        if name not in names:
+            raise ConfigError(f"limit profile {name!r} not found; available: {', '.join(sorted(names))}")
+    return book
+
+
+def site_configs(settings: Settings) -> dict[str, SiteConfig]:
+    return {
+        name: SiteConfig(
+            name=name,
+            tz=s.tz,
+            shift_starts=tuple(s.shift_starts),
+            shift_hours=s.shift_hours,
+            profile=s.profile,
+        )
+        for name, s in settings.sites.items()
+    }
+
+
+def open_configured_store(settings: Settings, *, read_only: bool = False) -> Store:
+    from storage.factory import open_store
+
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    password = settings.influx_password.get_secret_value() if settings.influx_password else None
+    return open_store(
+        kind=settings.store,
+        sqlite_path=settings.sqlite_path,
+        influx_url=settings.influx_url,
+        influx_api=settings.influx_api,
+        influx_db=settings.influx_db,
+        influx_org=settings.influx_org,
+        influx_bucket=settings.influx_bucket,
+        influx_token=token,
+        influx_user=settings.influx_user,
+        influx_password=password,
+        spool_dir=None if read_only else settings.state_dir / "spool",
+    )
+
+
+def pseudonym_key(settings: Settings) -> SecretStr:
+    """The configured key, or a random one kept in state_dir (stable across runs on one host)."""
+    if settings.pseudonym_key is not None:
+        return settings.pseudonym_key
+    path = settings.state_dir / "pseudonym.key"
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return SecretStr(path.read_text().strip())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    book: ProfileBook
+    engine: ExposureEngine
+    alerts: AlertBook
+    store: Store
+    sinks: Any = None
+    _dirty: bool = field(default=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        book = profile_book(settings)
+        engine = ExposureEngine(
+            book,
+            settings.profile,
+            site_configs(settings),
+            max_gap_s=settings.max_gap_s,
+            grace_s=settings.shift_grace_s,
+        )
+        store = open_configured_store(settings)
+        rt = cls(settings, book, engine, _load_alerts(settings), store)
+        return rt
+
+    # -- per batch --------------------------------------------------------------------------------
+    def write_readings(self, batch: ReadingBatch) -> None:
+        self.store.write_readings(self.engine.registry.keys, batch)
+
+    def judge(self, result: EngineResult, now_s: float) -> list[AlertEvent]:
+        """Store closed-shift exposures; turn rule evaluations into alert lifecycle events."""
+        if result.exposures:
+            self.store.write_exposures(result.exposures)
+        events = self.alerts.on_conditions(result.conditions, self.engine.registry, self.book.limits, now_s)
+        self._dirty = self._dirty or bool(events)
+        return events
+
+    def health_on_batch(self, batch: Sorted, now_s: float) -> list[AlertEvent]:
+        """Device status messages (state online/offline, also the Last Will) → `offline` alerts."""
+        events: list[AlertEvent] = []
+        for topic, status, _retained in batch.statuses:
+            subject = AlertSubject(topic.site, topic.zone, topic.device, "device", None)
+            if status.state == "offline":
+                events += self.alerts.raise_health(
+                    subject,
+                    RuleKind.OFFLINE,
+                    t_s=now_s,
+                    now_s=now_s,
+                    message=f"Device {topic.device} in {topic.zone} reports itself offline",
+                )
+            else:
+                events += self.alerts.clear_health(
+                    subject, RuleKind.OFFLINE, t_s=now_s, now_s=now_s, message=f"Device {topic.device} online"
+                )
+        self._dirty = self._dirty or bool(events)
+        return events
+
+    def acknowledge(
+        self, alert_id: str, by: str, note: str | None, now_s: float
+    ) -> tuple[AlertEvent | None, str | None]:
+        try:
+            ev = self.alerts.acknowledge(alert_id, by, note, now_s)
+        except (UnknownAlertError, InvalidAckError) as exc:
+            return None, str(exc)
+        self._dirty = True
+        return ev, None
+
+    def tick_alerts(self, now_s: float) -> list[AlertEvent]:
+        events = self.alerts.tick(now_s)
+        self._dirty = self._dirty or bool(events)
+        if self._dirty:
+            self.checkpoint()
+        return events
+
+    def deliver(self, events: Sequence[AlertEvent]) -> None:
+        if self.sinks is not None:
+            self.sinks.submit(events)
+
+    async def run_sinks(self, stop: asyncio.Event) -> None:
+        if self.sinks is not None:
+            await self.sinks.run(stop)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Save the alert book atomically, so a restart does not re-notify (fsync + rename)."""
+        path = self.settings.state_dir / ALERT_CHECKPOINT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            f.write(orjson.dumps(self.alerts.snapshot()))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        self._dirty = False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.checkpoint()
+        self.store.close()
+
+
+def _load_alerts(settings: Settings) -> AlertBook:
+    path = settings.state_dir / ALERT_CHECKPOINT
+    if not path.exists():
+        return AlertBook()
+    try:
+        return AlertBook.restore(orjson.loads(path.read_bytes()))
+    except (SnapshotError, orjson.JSONDecodeError) as exc:
+        log.error("alert checkpoint %s unreadable (%s); starting with no open alerts", path, exc)
+        return AlertBook()
+
+
+def describe_status(settings: Settings) -> str:
+    lines = [f"store: {settings.store}" + (f" ({settings.sqlite_path})" if settings.store == "sqlite" else "")]
+    path = settings.state_dir / ALERT_CHECKPOINT
+    if path.exists():
+        data = orjson.loads(path.read_bytes())
+        lines.append(f"open alerts: {len(data.get('open', []))}")
+        for a in data.get("open", []):
+            lines.append(f"  {a.get('alert_id')} {a.get('severity')} {a.get('rule')} {a.get('subject')}")
+    spool = settings.state_dir / "spool"
+    if spool.exists():
+        size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+        lines.append(f"spool: {size} bytes waiting in {spool}")
+    return "\n".join(lines)
+
+
+def verify_audit_chain(settings: Settings) -> tuple[bool, str]:
+    raise ConfigError("audit verification needs alerts/audit.py")
+
+
+_ = (Hazard, Path)

@@ -1,0 +1,157 @@
+"""`oshmon run`: the gateway service — MQTT in, rules, alerts, storage, MQTT out.
+
+One `asyncio.TaskGroup` of named tasks. Data flows one way per batch:
+decode → store readings (durable) → PUBACK → engine → alert lifecycle → store events →
+publish events and retained alarm states → sinks. SIGTERM stops intake, finishes the batch in
+hand, flushes and exits 0; anything not acknowledged yet is redelivered by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from alerts.types import AlertEvent
+from gateway.batching import DecodeLimits, Sorted, sort_messages
+from gateway.deadletter import DeadLetter
+from gateway.mqtt import InboundMessage, MqttEdge
+from gateway.runtime import Runtime
+from rules.errors import OshError
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0  # wall-clock housekeeping: shift closing, escalation, silent sensors
+
+
+@dataclass(slots=True)
+class Counters:
+    messages: int = 0
+    readings: int = 0
+    dead_letters: int = 0
+    alert_events: int = 0
+    exposures: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class GatewayService:
+    """Wires a connected `MqttEdge` to the `Runtime` (engine, alerts, store)."""
+
+    def __init__(self, edge: MqttEdge, rt: Runtime, *, clock: Callable[[], float] = time.time) -> None:
+        self.edge = edge
+        self.rt = rt
+        self.clock = clock
+        self.counters = Counters()
+        s = rt.settings
+        self.limits = DecodeLimits(s.topic_prefix, s.max_age_s, s.max_future_s)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            ingest = tg.create_task(self._ingest_loop(), name="ingest")
+            ticker = tg.create_task(self._tick_loop(), name="tick")
+            sinks = tg.create_task(self.rt.run_sinks(self._stopping), name="sinks")
+            await self._stopping.wait()
+            ingest.cancel()
+            ticker.cancel()
+        del sinks
+        await asyncio.to_thread(self.rt.close)
+
+    # -- intake -----------------------------------------------------------------------------------
+    async def _collect(self) -> list[InboundMessage]:
+        q = self.edge.messages
+        first = await q.get()
+        batch = [first]
+        s = self.rt.settings
+        deadline = asyncio.get_running_loop().time() + s.batch_max_wait_s
+        while len(batch) < s.batch_max_messages:
+            try:
+                batch.append(q.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(q.get(), left))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _ingest_loop(self) -> None:
+        while True:
+            msgs = await self._collect()
+            try:
+                await self.process(msgs)
+            except OshError as exc:
+                # Store unreachable and spool failing: do not ack; the broker redelivers.
+                log.error("batch of %d messages not processed: %s", len(msgs), exc)
+                await asyncio.sleep(1.0)
+
+    async def process(self, msgs: list[InboundMessage]) -> None:
+        now = self.clock()
+        rt = self.rt
+        sorted_ = sort_messages(msgs, rt.engine.registry, self.limits, now)
+        if len(sorted_.readings):
+            await asyncio.to_thread(rt.write_readings, sorted_.readings)
+        await self._publish_dead(sorted_.dead)
+        for m in msgs:  # durable (or dead-lettered): now the broker may forget them
+            self.edge.ack(m)
+        self._count(sorted_)
+        events = rt.health_on_batch(sorted_, now)
+        if len(sorted_.readings):
+            events += rt.judge(rt.engine.ingest(sorted_.readings), now)
+        for topic, ack, m in sorted_.acks:
+            ev, err = rt.acknowledge(ack.alert_id, ack.by, ack.note, now)
+            if err is not None:
+                await self._publish_dead([DeadLetter(m.topic, err, m.payload, m.received_s)])
+            elif ev is not None:
+                events.append(ev)
+            del topic
+        await self._emit(events)
+
+    def _count(self, s: Sorted) -> None:
+        c = self.counters
+        c.messages += s.n_messages
+        c.readings += len(s.readings)
+        c.dead_letters += len(s.dead)
+
+    async def _publish_dead(self, dead: Sequence[DeadLetter]) -> None:
+        if not dead:
+            return
+        topic = f"{self.rt.settings.topic_prefix}/deadletter"
+        for d in dead:
+            log.warning("dead letter from %s: %s", d.topic, d.error)
+        await asyncio.gather(*(self.edge.publish(topic, d.to_wire(), qos=1) for d in dead))
+
+    # -- outputs ----------------------------------------------------------------------------------
+    async def _emit(self, events: list[AlertEvent]) -> None:
+        if not events:
+            return
+        self.counters.alert_events += len(events)
+        await asyncio.to_thread(self.rt.store.write_alert_events, events)
+        prefix = self.rt.settings.topic_prefix
+        for ev in events:
+            self.edge.publish_nowait(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), qos=1)
+            state = self.rt.alerts.retained_state(ev)
+            self.edge.publish_nowait(
+                f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}", state or b"", qos=1, retain=True
+            )
+        self.rt.deliver(events)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = self.clock()
+            result = self.rt.engine.tick(now)
+            events = self.rt.judge(result, now) if result.exposures or len(result.conditions) else []
+            events += self.rt.tick_alerts(now)
+            await self._emit(events)

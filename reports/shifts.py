@@ -1,0 +1,207 @@
+"""Shift exposure rows (store `exposure` records) → one columnar table the reports aggregate.
+
+Only final records count (a shift still open has no final figure). Each row is judged on one
+*primary metric* against the limits carried in its own `limits` dict (the profile in force
+when the shift was computed): `twa8` for chemical agents and dust, and for noise `lex8h`
+(EU, ISO 9612) or `dose_pct` (MSHA/OSHA) when the profile has such a limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from rules.types import SOUND_LEVEL_HAZARDS, Hazard
+
+F64 = npt.NDArray[np.float64]
+Obj = npt.NDArray[np.object_]
+Bool = npt.NDArray[np.bool_]
+
+#: A shift figure counts only when data covered at least 2 h of the 8-h shift: EN 689:2018
+#: asks for at least 2 h of sampling for an 8-h OELV (anchors.md §C1, [EN3]).
+MIN_VALID_COVERAGE = 2.0 / 8.0
+#: Limit-key metric names (after the tier prefix) → canonical metric.
+METRIC_ALIASES: dict[str, str] = {
+    "twa8": "twa8", "twa": "twa8", "stel15": "stel15", "stel15_max": "stel15", "stel": "stel15",
+    "lex8h": "lex8h", "lex": "lex8h", "dose": "dose", "dose_pct": "dose",
+}  # fmt: skip
+#: Canonical metric → exposure row column holding its value.
+METRIC_COLUMN: dict[str, str] = {"twa8": "twa8", "stel15": "stel15_max", "lex8h": "lex8h", "dose": "dose_pct"}
+#: Metrics in order of preference for a row's primary figure.
+PRIMARY_ORDER_SOUND = ("lex8h", "dose", "twa8")
+PRIMARY_ORDER_OTHER = ("twa8",)
+#: Metrics on a decibel scale (shares and histograms work, ratios and lognormal statistics do not).
+DECIBEL_METRICS = frozenset({"lex8h"})
+#: Hazards where EN 689 (inhalation of chemical agents) applies when a `twa8` limit exists.
+EN689_EXCLUDED = SOUND_LEVEL_HAZARDS | {Hazard.O2}
+
+
+def limit_tiers(limits: Mapping[str, float]) -> dict[tuple[str, str], float]:
+    """`{"limit_twa8": 20, "action_twa8": 10, ...}` → {("limit"|"action", metric): value}.
+
+    Keys are `[limit_][<tier words>_]<metric>`; any key with the word "action" is an action
+    level. When several keys give one tier of one metric (lower and upper action values), the
+    lowest counts: it is the first one reached.
+    """
+    tiers: dict[tuple[str, str], float] = {}
+    for key, value in limits.items():
+        parts = key.lower().split("_")
+        metric = next(
+            (METRIC_ALIASES[s] for i in range(len(parts)) if (s := "_".join(parts[i:])) in METRIC_ALIASES),
+            None,
+        )
+        if metric is None or value is None or not math.isfinite(float(value)):
+            continue
+        tier = "action" if "action" in parts else "limit"
+        old = tiers.get((tier, metric))
+        tiers[(tier, metric)] = float(value) if old is None else min(old, float(value))
+    return tiers
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """How one limits dict judges a hazard's rows."""
+
+    metric: str  # primary metric ("" when the profile has no shift limit for the hazard)
+    limit: float  # NaN when none
+    action: float  # NaN when none
+    oelv: float  # 8-h limit for EN 689 (NaN when EN 689 does not apply)
+    stel_limit: float
+
+
+def judge(hazard: str, limits: Mapping[str, float]) -> Judged:
+    tiers = limit_tiers(limits)
+    order = PRIMARY_ORDER_SOUND if hazard in SOUND_LEVEL_HAZARDS else PRIMARY_ORDER_OTHER
+    metric = next((m for m in order if ("limit", m) in tiers), "")
+    if not metric and hazard in SOUND_LEVEL_HAZARDS:
+        metric = next((m for m in order if ("action", m) in tiers), "")
+    metric = metric or ("twa8" if hazard not in SOUND_LEVEL_HAZARDS else "lex8h")
+    nan = math.nan
+    oelv = tiers.get(("limit", "twa8"), nan) if hazard not in EN689_EXCLUDED else nan
+    return Judged(
+        metric,
+        tiers.get(("limit", metric), nan),
+        tiers.get(("action", metric), nan),
+        oelv,
+        tiers.get(("limit", "stel15"), nan),
+    )
+
+
+def pseudonym(worker: str, key: bytes) -> str:
+    """Stable keyed pseudonym: "W-" + first 10 hex digits of HMAC-SHA256(key, worker id)."""
+    return "W-" + hmac.new(key, worker.encode(), hashlib.sha256).hexdigest()[:10]
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTable:
+    """Final shift exposures, one row per (channel, shift), as parallel arrays."""
+
+    site: Obj
+    zone: Obj
+    device: Obj
+    hazard: Obj
+    worker: Obj  # pseudonym (or the id when pseudonymisation is off); "" for area monitors
+    shift: Obj
+    month: Obj  # "YYYY-MM" of the shift's date
+    metric: Obj
+    value: F64  # primary metric value
+    limit: F64
+    action: F64
+    twa8: F64
+    oelv: F64
+    stel: F64
+    stel_limit: F64
+    coverage: F64
+    faulty: Bool
+    valid: Bool  # counted in statistics: not sensor-faulty and coverage >= MIN_VALID_COVERAGE
+
+    def __len__(self) -> int:
+        return int(self.site.shape[0])
+
+    def take(self, idx: npt.NDArray[np.intp] | Bool) -> ShiftTable:
+        return ShiftTable(*(getattr(self, f)[idx] for f in self.__slots__))
+
+
+_KEY_COLS = ("site", "zone", "device", "hazard", "worker", "shift")
+
+
+def _f(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _limits_of(row: Mapping[str, Any]) -> dict[str, float]:
+    raw = row.get("limits") or {}
+    return dict(orjson.loads(raw)) if isinstance(raw, str | bytes) else dict(raw)
+
+
+class _Parser:
+    """Caches the per-limits judgement and the per-worker pseudonym across rows."""
+
+    def __init__(self, pseudonym_key: bytes | None) -> None:
+        self.key = pseudonym_key
+        self.judged: dict[tuple[str, tuple[tuple[str, float], ...]], Judged] = {}
+        self.names: dict[str, str] = {}
+
+    def judge(self, hazard: str, limits: dict[str, float]) -> Judged:
+        ck = (hazard, tuple(sorted(limits.items())))
+        found = self.judged.get(ck)
+        if found is None:
+            found = self.judged[ck] = judge(hazard, limits)
+        return found
+
+    def worker(self, worker: str | None) -> str:
+        if not worker:
+            return ""
+        if self.key is None:
+            return worker
+        found = self.names.get(worker)
+        if found is None:
+            found = self.names[worker] = pseudonym(worker, self.key)
+        return found
+
+
+def parse_exposures(
+    rows: Iterable[Mapping[str, Any]], months: set[str] | None, pseudonym_key: bytes | None
+) -> ShiftTable:
+    """Final exposure rows (latest per channel and shift) of the given months → a ShiftTable.
+
+    `pseudonym_key=None` keeps worker ids as stored; otherwise they become `pseudonym(id, key)`.
+    """
+    latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        shift = row.get("shift") or ""
+        if row.get("final") and (months is None or shift[:7] in months):
+            latest[tuple(row.get(c) for c in _KEY_COLS)] = row
+    p = _Parser(pseudonym_key)
+    recs = list(latest.values())
+    judged = [p.judge(str(r["hazard"]), _limits_of(r)) for r in recs]
+    value = [_f(r.get(METRIC_COLUMN[j.metric])) for r, j in zip(recs, judged, strict=True)]
+    cov = np.array([_f(r.get("coverage")) for r in recs], np.float64)
+    faulty = np.array([bool(r.get("sensor_faulty")) for r in recs], np.bool_)
+    val = np.array(value, np.float64)
+
+    def col(name: str) -> Obj:
+        return np.array([r.get(name) or "" for r in recs], dtype=object)
+
+    return ShiftTable(
+        site=col("site"), zone=col("zone"), device=col("device"), hazard=col("hazard"),
+        worker=np.array([p.worker(r.get("worker")) for r in recs], dtype=object),
+        shift=col("shift"), month=np.array([r["shift"][:7] for r in recs], dtype=object),
+        metric=np.array([j.metric for j in judged], dtype=object), value=val,
+        limit=np.array([j.limit for j in judged], np.float64),
+        action=np.array([j.action for j in judged], np.float64),
+        twa8=np.array([_f(r.get("twa8")) for r in recs], np.float64),
+        oelv=np.array([j.oelv for j in judged], np.float64),
+        stel=np.array([_f(r.get("stel15_max")) for r in recs], np.float64),
+        stel_limit=np.array([j.stel_limit for j in judged], np.float64),
+        coverage=cov, faulty=faulty,
+        valid=~faulty & (np.nan_to_num(cov) >= MIN_VALID_COVERAGE) & np.isfinite(val),
+    )  # fmt: skip
