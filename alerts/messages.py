@@ -30,6 +30,7 @@ RULE_FIGURE: dict[RuleKind, str] = {
     RuleKind.TWA: "shift average",
     RuleKind.LEX8H: "daily exposure",
     RuleKind.DOSE: "dose",
+    RuleKind.MIXTURE: "mixture index",
 }
 
 #: Name of the limit when the profile gives no `label`.
@@ -38,6 +39,7 @@ RULE_LABEL: dict[RuleKind, str] = {
     RuleKind.TWA: "8-h TWA limit",
     RuleKind.LEX8H: "LEX,8h limit",
     RuleKind.DOSE: "dose limit",
+    RuleKind.MIXTURE: "mixture limit",
 }
 
 
@@ -131,8 +133,7 @@ HEALTH_SOURCE: dict[RuleKind, str] = {
 #: What the officer should do about a health alert, per rule.
 HEALTH_ACTION: dict[RuleKind, str] = {
     RuleKind.OFFLINE: (
-        "Check the device's power, battery and network; until it reports again, "
-        "cover the area with a portable detector"
+        "Check the device's power, battery and network; until it reports again, cover the area with a portable detector"
     ),
     RuleKind.OUT_OF_RANGE: "Treat its readings as unreliable; bump-test, recalibrate or replace the sensor",
     RuleKind.STUCK: "Treat its readings as unreliable; bump-test the sensor and check it is open to the air",

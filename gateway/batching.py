@@ -15,24 +15,13 @@ from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage
 from gateway.payloads import AckPayload, StatusPayload, decode_ack, decode_readings, decode_status
 from rules.errors import PayloadError
-from rules.types import ChannelKey, ChannelRegistry, ReadingBatch
-
-
-@dataclass(slots=True)
-class SeqMark:
-    """The `seq` counter a device sent with a message (gap detection)."""
-
-    site: str
-    zone: str
-    device: str
-    seq: int
-    t_s: float
+from rules.types import I64, ChannelKey, ChannelRegistry, ReadingBatch
 
 
 @dataclass(slots=True)
 class Sorted:
     readings: ReadingBatch
-    seqs: list[SeqMark] = field(default_factory=list)
+    seq: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # per reading; -1: none sent
     statuses: list[tuple[Topic, StatusPayload, bool]] = field(default_factory=list)  # (.., retained)
     acks: list[tuple[Topic, AckPayload, InboundMessage]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -46,12 +35,11 @@ class DecodeLimits:
     max_future_s: float
 
 
-def sort_messages(
-    msgs: list[InboundMessage], registry: ChannelRegistry, limits: DecodeLimits, now_s: float
-) -> Sorted:
+def sort_messages(msgs: list[InboundMessage], registry: ChannelRegistry, limits: DecodeLimits, now_s: float) -> Sorted:
     chan: list[np.ndarray] = []
     ts: list[np.ndarray] = []
     vals: list[np.ndarray] = []
+    seqs: list[np.ndarray] = []
     out = Sorted(ReadingBatch.empty(), n_messages=len(msgs))
     for m in msgs:
         try:
@@ -65,9 +53,7 @@ def sort_messages(
                     chan.append(np.full(g.t_s.shape[0], cid, np.int64))
                     ts.append(g.t_s)
                     vals.append(g.value)
-                if decoded.seq is not None:
-                    t_last = max(float(g.t_s.max()) for g in decoded.groups)
-                    out.seqs.append(SeqMark(topic.site, topic.zone, topic.device, decoded.seq, t_last))
+                    seqs.append(np.full(g.t_s.shape[0], -1 if decoded.seq is None else decoded.seq, np.int64))
             elif topic.kind is TopicKind.STATUS:
                 if m.payload:  # an empty retained message only clears the retained status
                     out.statuses.append((topic, decode_status(m.payload), m.retain))
@@ -77,6 +63,7 @@ def sort_messages(
             out.dead.append(DeadLetter(m.topic, str(exc), m.payload, m.received_s))
     if chan:
         out.readings = ReadingBatch(np.concatenate(chan), np.concatenate(ts), np.concatenate(vals))
+        out.seq = np.concatenate(seqs)
     return out
 
 

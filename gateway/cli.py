@@ -7,12 +7,11 @@ Exit codes: 0 success, 1 the command ran but found a problem (e.g. a failed veri
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from gateway import cli_data, cli_ops
+from gateway import cli_data, cli_ops, cli_sim
+from gateway.demo import demo_cmd
 from rules.errors import OshError
 
 app = typer.Typer(
@@ -23,13 +22,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
-]
 
 app.command("run", help="Run the gateway service (MQTT → rules → alerts → storage).")(cli_ops.run)
-app.command("demo", help="Run the whole system on one machine with embedded defaults.")(cli_ops.demo)
-app.command("simulate", help="Publish simulated mine sensors to an MQTT broker.")(cli_ops.simulate)
+app.command("demo", help="Run the whole system on one machine with embedded defaults.")(demo_cmd)
+app.command("simulate", help="Publish simulated mine sensors to an MQTT broker.")(cli_sim.simulate_cmd)
+app.command("backfill", help="Fill the store with simulated history (no broker).")(cli_sim.backfill_cmd)
 app.command("ack", help="Acknowledge an alert (who, and what was done).")(cli_ops.ack)
 app.command("status", help="Show the gateway's store, spool and open alerts.")(cli_ops.status)
 app.command("history", help="Readings, exposures or alerts as a table, CSV or JSON.")(cli_data.history)

@@ -11,9 +11,11 @@ from typing import Annotated
 import typer
 
 from gateway.config import load_settings
-from gateway.runtime import open_configured_store, profile_book
+from gateway.runtime import open_configured_store, profile_book, pseudonym_key
 from gateway.timeparse import parse_cli_time, parse_month
+from reports.history import render
 from rules.errors import ConfigError
+from rules.profiles import describe_limits
 from storage.base import HistoryQuery, RecordKind
 
 ConfigOpt = Annotated[
@@ -43,8 +45,6 @@ def history(
     config: ConfigOpt = None,
 ) -> None:
     """Exposure history for inspectors: readings, shift exposures or alerts, filtered."""
-    from reports.history import render
-
     q = HistoryQuery(
         kind=kind,
         site=site,
@@ -62,7 +62,7 @@ def history(
         raise ConfigError("--to must be later than --from")
     store = open_configured_store(load_settings(config), read_only=True)
     try:
-        render(store.query(q), kind, str(fmt), sys.stdout)
+        render(store.query(q), kind, fmt.value, sys.stdout)
     finally:
         store.close()
 
@@ -98,7 +98,6 @@ def report_monthly(
 ) -> None:
     """The monthly committee summary: exposures against limits, EN 689, alerts, data quality."""
     from reports.monthly import build_monthly
-    from rules.profiles import describe_limits
 
     parse_month(month)
     if lang not in ("en", "sr", "ru"):
@@ -114,7 +113,7 @@ def report_monthly(
             lang,
             out,
             limits_profile_rows=describe_limits(book, settings.profile),
-            pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+            pseudonym_key=pseudonym_key(settings).get_secret_value().encode(),
             now_s=time.time(),
         )
     finally:
@@ -132,7 +131,6 @@ def export_evidence(
 ) -> None:
     """Readings, exposures, alerts with acknowledgements, limits used, and a SHA-256 manifest."""
     from reports.evidence import export_evidence as run_export
-    from rules.profiles import describe_limits
 
     start, end = parse_cli_time(t_from, "--from"), parse_cli_time(t_to, "--to")
     if end <= start:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +16,14 @@ import typer
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
 from gateway.runtime import Runtime, open_configured_store
+from gateway.service import Counters
 from rules.errors import ConfigError, OshError
 from storage.base import HistoryQuery, RecordKind
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
 ]
+log = logging.getLogger("oshmon")
 ACK_CONFIRM_S = 15.0  # how long `oshmon ack` waits for the gateway's `acknowledged` event
 
 
@@ -47,7 +50,10 @@ def run(config: ConfigOpt = None) -> None:
     asyncio.run(serve(settings))
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+) -> Counters:
+    """Run the gateway until SIGTERM/SIGINT (or `stop` is set); returns what it counted."""
     from gateway.service import GatewayService
 
     rt = await asyncio.to_thread(Runtime.build, settings)
@@ -58,7 +64,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, svc.stop)
-            logging.getLogger("oshmon").info(
+            log.info(
                 "gateway %s serving %s on %s:%d",
                 settings.mqtt_client_id,
                 ", ".join(settings.serve_sites) or "every site",
@@ -67,10 +73,23 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
             )
             if ready is not None:
                 ready.set()
-            await svc.run()
+            async with asyncio.TaskGroup() as tg:
+                if stop is not None:
+                    tg.create_task(_stop_when(stop, svc.stop), name="external-stop")
+                await svc.run()
+                if stop is not None:
+                    stop.set()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            return svc.counters
     except ConnectionError as exc:
         rt.close()
         raise OshError(str(exc)) from None
+
+
+async def _stop_when(event: asyncio.Event, action: Callable[[], None]) -> None:
+    await event.wait()
+    action()
 
 
 def ack(

@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alerts.sinks.config import ConsoleConfig, SinksConfig
 from rules.errors import ConfigError
 
 
@@ -31,28 +32,6 @@ class SiteSettings(BaseModel):
     shift_starts: list[str] = Field(default_factory=lambda: ["06:00", "14:00", "22:00"])
     shift_hours: float = Field(default=8.0, gt=0, le=24)
     profile: str | None = None
-
-
-class WebhookSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str
-    secret: SecretStr | None = None
-    sites: list[str] = Field(default_factory=list)  # empty: every site
-    min_severity: str = "warning"
-    timeout_s: float = 5.0
-
-
-class EmailSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host: str
-    port: int = 587
-    starttls: bool = True
-    username: str | None = None
-    password: SecretStr | None = None
-    sender: str
-    recipients: list[str]
-    sites: list[str] = Field(default_factory=list)
-    min_severity: str = "alarm"
 
 
 class Settings(BaseSettings):
@@ -75,9 +54,7 @@ class Settings(BaseSettings):
     influx_user: str | None = None
     influx_password: SecretStr | None = None
     state_dir: Path = Path("oshmon-state")  # spool, checkpoints, the pseudonym key
-    pseudonym_key: SecretStr | None = (
-        None  # keyed hash for worker ids in reports (default: a random key in state_dir)
-    )
+    pseudonym_key: SecretStr | None = None  # keyed hash for worker ids in reports (default: a random key in state_dir)
     profile: str = "eu"
     profile_dirs: list[Path] = Field(default_factory=list)
     sites: dict[str, SiteSettings] = Field(default_factory=dict)
@@ -88,8 +65,8 @@ class Settings(BaseSettings):
     batch_max_messages: int = Field(default=2000, ge=1)
     batch_max_wait_s: float = Field(default=0.02, ge=0)
     retention_days: int = Field(default=400, ge=366)
-    webhooks: list[WebhookSettings] = Field(default_factory=list)
-    email: list[EmailSettings] = Field(default_factory=list)
+    # Alert sinks besides MQTT (console, webhook, e-mail), routed per site and severity.
+    sinks: SinksConfig = Field(default_factory=lambda: SinksConfig(sinks=[ConsoleConfig(kind="console")]))
     log_level: str = "INFO"
 
     @field_validator("serve_sites", mode="before")

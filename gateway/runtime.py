@@ -12,24 +12,25 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import orjson
 from pydantic import SecretStr
 
 from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.health import SensorHealth
 from alerts.lifecycle import AlertBook
-from alerts.state import AlertSubject
+from alerts.sinks.config import build_dispatcher
+from alerts.sinks.dispatcher import Dispatcher
 from alerts.types import AlertEvent
 from gateway.batching import Sorted
 from gateway.config import Settings
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError
-from rules.profiles import ProfileBook, SiteConfig
-from rules.results import EngineResult
-from rules.types import Hazard, ReadingBatch, RuleKind
+from rules.profiles import ProfileBook
+from rules.results import EngineResult, ExposureRecord
+from rules.shifts import SiteConfig
+from rules.types import ReadingBatch
 from storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ class Runtime:
     engine: ExposureEngine
     alerts: AlertBook
     store: Store
-    sinks: Any = None
+    health: SensorHealth
+    sinks: Dispatcher
+    side_events: list[AlertEvent] = field(default_factory=list)  # raised by the sinks themselves
     _dirty: bool = field(default=False)
 
     @classmethod
@@ -113,8 +116,10 @@ class Runtime:
             grace_s=settings.shift_grace_s,
         )
         store = open_configured_store(settings)
-        rt = cls(settings, book, engine, _load_alerts(settings), store)
-        return rt
+        alerts = _load_alerts(settings)
+        side: list[AlertEvent] = []
+        sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
+        return cls(settings, book, engine, alerts, store, SensorHealth(alerts), sinks, side)
 
     # -- per batch --------------------------------------------------------------------------------
     def write_readings(self, batch: ReadingBatch) -> None:
@@ -123,28 +128,25 @@ class Runtime:
     def judge(self, result: EngineResult, now_s: float) -> list[AlertEvent]:
         """Store closed-shift exposures; turn rule evaluations into alert lifecycle events."""
         if result.exposures:
-            self.store.write_exposures(result.exposures)
+            self.store.write_exposures([self._flag_faulty(r) for r in result.exposures])
         events = self.alerts.on_conditions(result.conditions, self.engine.registry, self.book.limits, now_s)
         self._dirty = self._dirty or bool(events)
         return events
 
+    def _flag_faulty(self, rec: ExposureRecord) -> ExposureRecord:
+        """Mark a shift figure computed while its sensor had a malfunction alert open."""
+        if rec.sensor_faulty or not self.alerts.is_faulty(rec.key, rec.shift_start_s, rec.shift_end_s):
+            return rec
+        return replace(rec, sensor_faulty=True)
+
     def health_on_batch(self, batch: Sorted, now_s: float) -> list[AlertEvent]:
-        """Device status messages (state online/offline, also the Last Will) → `offline` alerts."""
+        """Sensor health: status messages (and Last Wills), range, stuck values, sequence gaps."""
         events: list[AlertEvent] = []
         for topic, status, _retained in batch.statuses:
-            subject = AlertSubject(topic.site, topic.zone, topic.device, "device", None)
-            if status.state == "offline":
-                events += self.alerts.raise_health(
-                    subject,
-                    RuleKind.OFFLINE,
-                    t_s=now_s,
-                    now_s=now_s,
-                    message=f"Device {topic.device} in {topic.zone} reports itself offline",
-                )
-            else:
-                events += self.alerts.clear_health(
-                    subject, RuleKind.OFFLINE, t_s=now_s, now_s=now_s, message=f"Device {topic.device} online"
-                )
+            payload = status.model_dump(exclude_none=True)
+            events += self.health.on_status(topic.site, topic.zone, topic.device, payload, now_s, now_s)
+        if len(batch.readings):
+            events += self.health.observe(batch.readings, self.engine.registry, now_s, batch.seq)
         self._dirty = self._dirty or bool(events)
         return events
 
@@ -159,19 +161,21 @@ class Runtime:
         return ev, None
 
     def tick_alerts(self, now_s: float) -> list[AlertEvent]:
-        events = self.alerts.tick(now_s)
+        events = self.alerts.tick(now_s) + self.health.check(now_s)
+        if self.side_events:
+            events += self.side_events
+            self.side_events.clear()
         self._dirty = self._dirty or bool(events)
         if self._dirty:
             self.checkpoint()
         return events
 
     def deliver(self, events: Sequence[AlertEvent]) -> None:
-        if self.sinks is not None:
-            self.sinks.submit(events)
+        """Hand events to the sinks (never blocks: each sink has its own queue and task)."""
+        self.sinks.submit_many(list(events), retained=self.alerts.retained_state)
 
     async def run_sinks(self, stop: asyncio.Event) -> None:
-        if self.sinks is not None:
-            await self.sinks.run(stop)
+        await self.sinks.run(stop)
 
     # -- persistence ------------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -220,6 +224,3 @@ def describe_status(settings: Settings) -> str:
 
 def verify_audit_chain(settings: Settings) -> tuple[bool, str]:
     raise ConfigError("audit verification needs alerts/audit.py")
-
-
-_ = (Hazard, Path)

@@ -142,9 +142,8 @@ class GatewayService:
         for ev in events:
             self.edge.publish_nowait(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), qos=1)
             state = self.rt.alerts.retained_state(ev)
-            self.edge.publish_nowait(
-                f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}", state or b"", qos=1, retain=True
-            )
+            if state is not None:  # None: a newer alert owns that topic now; leave it alone
+                self.edge.publish_nowait(f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}", state, qos=1, retain=True)
         self.rt.deliver(events)
 
     async def _tick_loop(self) -> None:

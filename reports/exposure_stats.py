@@ -40,15 +40,22 @@ class SegSpec:
     def __post_init__(self) -> None:
         bad = [f for f in self.fields if f not in SEG_FIELDS]
         if bad or "hazard" not in self.fields:
-            raise ValueError(f"SEG fields must include 'hazard' and come from {SEG_FIELDS}; got {self.fields}")
+            raise ValueError(
+                f"SEG fields must include 'hazard' and come from {SEG_FIELDS}; got {self.fields}"
+            )
 
-    def labels(self, t: ShiftTable) -> npt.NDArray[np.object_]:
+    def labels(self, t: ShiftTable, *, short: bool = False) -> npt.NDArray[np.object_]:
+        """SEG ids ("kop-1/face-3/co"); `short` leaves out site and hazard (shown around it)."""
         cols = []
         for f in self.fields:
-            c = t.zone if f == "zone" else getattr(t, f)
+            if short and f in ("site", "hazard"):
+                continue
+            c = getattr(t, f)
             if f == "zone" and self.zone_groups:
                 c = np.array([self.zone_groups.get(z, z) for z in c], dtype=object)
             cols.append(c)
+        if not cols:
+            return np.full(len(t), "", dtype=object)
         return np.array(["/".join(map(str, parts)) for parts in zip(*cols, strict=True)], dtype=object)
 
 
@@ -108,11 +115,13 @@ def _mode_or_nan(x: npt.NDArray[np.float64]) -> float:
     return float(vals[np.argmax(counts)])
 
 
-def _hist_range(v: npt.NDArray[np.float64], decibel: bool, limit: float, action: float) -> tuple[float, float]:
+def _hist_range(
+    v: npt.NDArray[np.float64], decibel: bool, limit: float, action: float
+) -> tuple[float, float]:
     top = float(np.quantile(v, HISTOGRAM_TOP_QUANTILE))
     if decibel:
         floor_at = min(float(np.quantile(v, 0.005)), action if math.isfinite(action) else top)
-        lo, hi = math.floor(floor_at - 3.0), max(top, limit + 3.0 if math.isfinite(limit) else top)
+        lo, hi = float(math.floor(floor_at - 3.0)), max(top, limit + 3.0 if math.isfinite(limit) else top)
     else:
         lo, hi = 0.0, max(top, 1.25 * limit if math.isfinite(limit) else top)
     return lo, (hi if hi > lo else lo + 1.0)
@@ -153,7 +162,8 @@ def seg_rows(t: ShiftTable, seg: SegSpec) -> list[dict[str, Any]]:
         oelv = float(g.oelv[ok].min())
         result = assess(g.twa8[ok].tolist(), oelv)
         rows.append({
-            "seg": str(label), "zones": sorted(set(g.zone)), "shifts": int(ok.sum()),
+            "seg": str(label), "label": str(seg.labels(g.take(np.arange(1)), short=True)[0]),
+            "zones": sorted(set(g.zone)), "shifts": int(ok.sum()),
             "workers": len({w for w in g.worker[ok] if w}),
             "area_monitor_shifts": int(np.count_nonzero(g.worker[ok] == "")),
             **{k: (str(v) if k in ("method", "verdict") else v) for k, v in result.as_dict().items()},

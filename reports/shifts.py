@@ -33,6 +33,8 @@ METRIC_ALIASES: dict[str, str] = {
     "twa8": "twa8", "twa": "twa8", "stel15": "stel15", "stel15_max": "stel15", "stel": "stel15",
     "lex8h": "lex8h", "lex": "lex8h", "dose": "dose", "dose_pct": "dose",
 }  # fmt: skip
+#: Words in a limit key that make it an action level (alert tier), not the limit value.
+ACTION_WORDS = frozenset({"action", "warning"})
 #: Canonical metric → exposure row column holding its value.
 METRIC_COLUMN: dict[str, str] = {"twa8": "twa8", "stel15": "stel15_max", "lex8h": "lex8h", "dose": "dose_pct"}
 #: Metrics in order of preference for a row's primary figure.
@@ -47,9 +49,10 @@ EN689_EXCLUDED = SOUND_LEVEL_HAZARDS | {Hazard.O2}
 def limit_tiers(limits: Mapping[str, float]) -> dict[tuple[str, str], float]:
     """`{"limit_twa8": 20, "action_twa8": 10, ...}` → {("limit"|"action", metric): value}.
 
-    Keys are `[limit_][<tier words>_]<metric>`; any key with the word "action" is an action
-    level. When several keys give one tier of one metric (lower and upper action values), the
-    lowest counts: it is the first one reached.
+    Keys are `[limit_][<tier words>_]<metric>`; a key with the word "action" or "warning" is an
+    action level (`action_twa8`, `limit_upper_action_lex8h`), any other key a limit value.
+    When several keys give one tier of one metric (lower and upper action values), the lowest
+    counts: it is the first one reached.
     """
     tiers: dict[tuple[str, str], float] = {}
     for key, value in limits.items():
@@ -60,7 +63,7 @@ def limit_tiers(limits: Mapping[str, float]) -> dict[tuple[str, str], float]:
         )
         if metric is None or value is None or not math.isfinite(float(value)):
             continue
-        tier = "action" if "action" in parts else "limit"
+        tier = "action" if ACTION_WORDS.intersection(parts) else "limit"
         old = tiers.get((tier, metric))
         tiers[(tier, metric)] = float(value) if old is None else min(old, float(value))
     return tiers

@@ -35,6 +35,7 @@ class Limit:
     action: str  # what a safety officer should do, in plain words
     label: str = ""  # short name for messages, e.g. "STEL", "LEX,8h limit"
     clear_at: float | None = None  # hysteresis: the alert clears only beyond this value
+    integration_db: float | None = None  # dose only: levels below this (dBA) add no dose
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,7 @@ class RuleKind(StrEnum):
     STUCK = "stuck"
     CALIBRATION_DUE = "calibration_due"
     GAP = "gap"
+    MIXTURE = "mixture"  # Σ Ci/Li of the gases a profile groups (29 CFR 1910.1000(d)(2)(i))
 
 
 #: Rule codes used in columnar arrays (`ConditionBatch.rule`).

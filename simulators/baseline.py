@@ -23,6 +23,8 @@ import numpy.typing as npt
 from simulators.layout import ZoneRole
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BOOL = npt.NDArray[np.bool_]
 
 DAY_S = 86400.0
 SHIFT_S = 8 * 3600.0

@@ -17,7 +17,7 @@ def open_store(
     sqlite_path: Path | str | None = None,
     influx_url: str = "http://127.0.0.1:8086",
     influx_api: str = "v1",
-    influx_db: str = "osh",
+    influx_db: str | None = None,
     influx_org: str | None = None,
     influx_bucket: str | None = None,
     influx_token: str | None = None,
@@ -44,7 +44,7 @@ def open_store(
     else:
         raise ConfigError(f"OSH_STORE={kind!r}: expected 'influx' or 'sqlite'")
     if spool_dir is not None:
-        from storage.spool import SpooledStore
+        from storage.spooled import SpooledStore
 
         store = SpooledStore(store, Path(spool_dir))
     return store

@@ -29,8 +29,9 @@ BoolArray = npt.NDArray[np.bool_]
 LEGAL_MIN_RECORD_DAYS = 365
 #: Default retention: one year plus a month of margin for every kind.
 DEFAULT_RETENTION_DAYS = 400
-#: Characters that break a line-protocol tag value or key (no escape exists for them).
-_FORBIDDEN_IN_TAG = ("\n", "\r")
+#: Characters that break a line-protocol tag value (no escape exists for them), or that an
+#: InfluxQL string literal cannot hold (NUL ends its scanner's input), so no query could find them.
+_FORBIDDEN_IN_TAG = ("\n", "\r", "\x00")
 #: Line protocol escapes `,` `=` and space with a backslash; a backslash right before one of
 #: them (or at the end) cannot be told apart from an escape by InfluxDB 1.x's parser.
 _ESCAPED_IN_TAG = (",", "=", " ")
@@ -82,7 +83,7 @@ def ms_rfc3339(t_ms: int) -> str:
 def tag_problem(name: str, value: str) -> str | None:
     """Why `value` cannot be stored as tag `name`, or None when it can."""
     if any(c in value for c in _FORBIDDEN_IN_TAG):
-        return f"{name} {value!r} contains a line break"
+        return f"{name} {value!r} contains a line break or a NUL character"
     if value.endswith("\\") or any(f"\\{c}" in value for c in _ESCAPED_IN_TAG):
         return f"{name} {value!r} has a backslash at the end or before ',', '=' or ' '"
     return None
@@ -109,14 +110,14 @@ def unit_of(hazard: str) -> str:
 
 
 def reading_row(t_ms: int, key: Mapping[str, Any], value: float) -> dict[str, Any]:
-    hazard = str(key["hazard"])
+    hazard = str(key.get("hazard") or "")
     return {
         "t": ms_rfc3339(t_ms),
-        "site": key["site"],
-        "zone": key["zone"],
-        "device": key["device"],
+        "site": key.get("site") or "",
+        "zone": key.get("zone") or "",
+        "device": key.get("device") or "",
         "hazard": hazard,
-        "worker": key["worker"] or None,
+        "worker": key.get("worker") or None,
         "value": float(value),
         "unit": unit_of(hazard),
     }

@@ -6,7 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services import Influxd, Mosquitto, run_influxd, run_mosquitto
+from tests.services import (
+    Influxd,
+    Mosquitto,
+    VictoriaMetrics,
+    run_influxd,
+    run_mosquitto,
+    run_victoria_metrics,
+)
 
 
 @pytest.fixture(scope="session")
@@ -20,4 +27,11 @@ def mosquitto() -> Iterator[Mosquitto]:
 def influxd() -> Iterator[Influxd]:
     """A real influxd (1.x) for the whole session."""
     with run_influxd() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def victoria_metrics() -> Iterator[VictoriaMetrics]:
+    """A real victoria-metrics (accepts InfluxDB's v2 write API) for the whole session."""
+    with run_victoria_metrics() as server:
         yield server

@@ -72,8 +72,8 @@ class Mosquitto:
             f"persistence true\npersistence_location {self.dir}/\n"
             "autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 0\n"
         )
-        log = (self.dir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log)
+        with (self.dir / "mosquitto.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log)
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -106,6 +106,7 @@ class Influxd:
     port: int
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    auth_enabled: bool = False  # [http] auth-enabled: create the first admin user over /query
 
     @property
     def url(self) -> str:
@@ -120,9 +121,10 @@ class Influxd:
             f'[data]\n  dir = "{self.dir}/data"\n  wal-dir = "{self.dir}/wal"\n'
             "  query-log-enabled = false\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            f"  auth-enabled = {'true' if self.auth_enabled else 'false'}\n"
         )
-        log = (self.dir / "influxd.log").open("ab")
-        self.proc = subprocess.Popen([self.binary, "-config", str(conf)], stdout=log, stderr=log)
+        with (self.dir / "influxd.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([self.binary, "-config", str(conf)], stdout=log, stderr=log)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with contextlib.suppress(OSError):
@@ -138,9 +140,58 @@ class Influxd:
 
 
 @contextlib.contextmanager
-def run_influxd() -> Iterator[Influxd]:
+def run_influxd(*, auth_enabled: bool = False) -> Iterator[Influxd]:
     binary = require("influxd", "influxdb")
-    server = Influxd(binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-influx-")))
+    server = Influxd(
+        binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-influx-")), auth_enabled=auth_enabled
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@dataclass
+class VictoriaMetrics:
+    """Debian's victoria-metrics: speaks InfluxDB's `/api/v2/write` (tech-notes §5)."""
+
+    binary: str
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        args = [
+            self.binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.dir}/data",
+            "-retentionPeriod=100y", "-search.latencyOffset=0s",
+        ]  # fmt: skip
+        with (self.dir / "victoria-metrics.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(self.url + "/health", timeout=1).close()
+                return
+            time.sleep(0.2)
+        log_text = (self.dir / "victoria-metrics.log").read_text()[-2000:]
+        raise TimeoutError(f"victoria-metrics did not start: {log_text}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+@contextlib.contextmanager
+def run_victoria_metrics() -> Iterator[VictoriaMetrics]:
+    binary = require("victoria-metrics", "victoria-metrics")
+    server = VictoriaMetrics(binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-vm-")))
     server.start()
     try:
         yield server

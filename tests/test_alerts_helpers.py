@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
+import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -61,3 +65,51 @@ def batch(registry: ChannelRegistry, rows: Sequence[Row]) -> ConditionBatch:
 def counter_ids(prefix: str = "A") -> Callable[[], str]:
     it = itertools.count(1)
     return lambda: f"{prefix}{next(it):04d}"
+
+
+# ---- a real HTTP server for webhook tests -------------------------------------------------------
+class HookServer:
+    """A threaded HTTP server on 127.0.0.1 recording POSTs; `statuses` are answered in turn
+    (the last one repeats); `delay_s` makes it slow."""
+
+    def __init__(self, statuses: Sequence[int] = (200,), delay_s: float = 0.0) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.statuses = list(statuses)
+        self.delay_s = delay_s
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                server.requests.append((self.path, dict(self.headers.items()), body))
+                time.sleep(server.delay_s)
+                status = server.statuses.pop(0) if len(server.statuses) > 1 else server.statuses[0]
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> HookServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

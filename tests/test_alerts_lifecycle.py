@@ -11,11 +11,12 @@ import pytest
 from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
 from alerts.ids import new_alert_id
 from alerts.lifecycle import AlertBook
+from alerts.messages import exceed_message, fmt_value
 from alerts.policy import AlertPolicy
 from alerts.state import AlertSubject
 from alerts.types import AlertEventKind
 from rules.errors import OshError
-from rules.results import ConditionBatch
+from rules.results import ConditionBatch, Direction
 from rules.types import RULE_CODE, ChannelRegistry, RuleKind, Severity
 from tests.test_alerts_helpers import CO_ACTION, CO_SRC, GD17, LIMITS, OX2, batch, counter_ids, make_registry
 
@@ -113,9 +114,7 @@ def test_flapping_reopens_same_alert_and_holds_the_clear(book: AlertBook, reg: C
     feed(book, reg, (GD17, STEL, None, 50.0, T0 + 210))
     assert feed(book, reg, (GD17, STEL, None, 50.0, T0 + 400)) == []
     [c2] = feed(book, reg, (GD17, STEL, None, 50.0, T0 + 810))
-    assert c2.event == "cleared" and c2.message.endswith(
-        "(at or below 95 ppm for 10 min): STEL alert cleared"
-    )
+    assert c2.event == "cleared" and c2.message.endswith("(at or below 95 ppm for 10 min): STEL alert cleared")
     assert book.counts["flaps"] == 1 and book.counts["raised"] == 2
     # outside the window a new episode gets a new id
     [fresh] = feed(book, reg, (GD17, STEL, A, 130.0, T0 + 810 + 601))
@@ -193,9 +192,7 @@ def test_retained_state_shows_current_state(book: AlertBook, reg: ChannelRegistr
     assert "event" not in doc and r.alarm_topic_suffix() == "alarms/north-adit/gd-17/co/stel"
 
 
-def test_snapshot_restore_keeps_alerts_and_timers_without_renotifying(
-    book: AlertBook, reg: ChannelRegistry
-) -> None:
+def test_snapshot_restore_keeps_alerts_and_timers_without_renotifying(book: AlertBook, reg: ChannelRegistry) -> None:
     [r] = feed(book, reg, (GD17, STEL, A, 120.0, T0), now=T0)
     feed(book, reg, (OX2, LEVEL, A, 19.0, T0), now=T0)
     book.acknowledge(book.open_alerts()[1].alert_id, "Ana", None, T0 + 1)
@@ -301,3 +298,24 @@ def test_default_ids_are_unique_ulids() -> None:
     ids = {new_alert_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(len(i) == 26 and i.isalnum() and i.isupper() for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("rule", "label", "unit", "text"),
+    [
+        (RuleKind.LEVEL, "", "ppm", "CO 60 ppm exceeds the 50 ppm alarm level"),
+        (RuleKind.TWA, "", "ppm", "CO shift average 60 ppm exceeds the 50 ppm 8-h TWA limit"),
+        (RuleKind.LEX8H, "", "dBA", "CO daily exposure 60 dBA exceeds the 50 dBA LEX,8h limit"),
+        (RuleKind.DOSE, "", "%", "CO dose 60% exceeds the 50% dose limit"),
+        (RuleKind.MIXTURE, "", "", "CO mixture index 60 exceeds the 50 mixture limit"),
+        (RuleKind.STEL, "EU STEL", "ppm", "CO 15-min average 60 ppm exceeds the 50 ppm EU STEL"),
+    ],
+)
+def test_messages_name_the_figure_and_the_limit(rule: RuleKind, label: str, unit: str, text: str) -> None:
+    assert exceed_message("co", rule, Severity.ALARM, 60.0, 50.0, unit, Direction.ABOVE, label) == text
+
+
+def test_value_formatting() -> None:
+    assert [fmt_value(v) for v in (112.4, 12.5, 1.234, 0.054, 0.0, 1500.0, -0.2)] == [
+        "112", "12.5", "1.23", "0.054", "0", "1500", "-0.2",
+    ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -36,7 +37,7 @@ def test_k_factor_matches_whole_anchor_table(n: int) -> None:
 
 def test_k_factor_decreases_towards_the_normal_quantile() -> None:
     ks = [k_factor(n) for n in range(6, 200)]
-    assert all(a > b for a, b in zip(ks, ks[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(ks))
     assert ks[-1] > 1.6449  # z_0.95: the limit as n → ∞
 
 

@@ -176,3 +176,16 @@ def test_large_batch_streams_in_order(store: Store) -> None:
     assert len(got) == 6000
     assert [r["value"] for r in got[:3]] == [3000.25, 3001.25, 3002.25]
     assert got[-1]["t"] == rfc3339(T0 + 5999 * 0.25)
+
+
+def test_a_point_repeated_within_a_large_batch_keeps_its_last_value(store: Store) -> None:
+    b = grid(3000)  # 12 000 rows: written in several chunks (and lanes, on InfluxDB)
+    channel = [*b.channel.tolist(), 0, 3]
+    store.write_readings(KEYS, batch(channel, [*b.t_s.tolist(), T0, T0], [*b.value.tolist(), -1.0, -3.0]))
+    first = rows(store, R, t_to_s=T0 + 0.5)
+    assert [(r["hazard"], r["value"]) for r in first] == [
+        ("ch4", 1000.25),
+        ("co", -1.0),
+        ("noise", 2000.25),
+        ("o2", -3.0),
+    ]

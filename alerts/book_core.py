@@ -1,0 +1,178 @@
+"""State and shared steps of the alert book: open/cleared alerts, timers, acks, snapshots.
+
+`alerts.lifecycle.AlertBook` builds on this with the condition, health and view methods.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, Self
+
+import numpy as np
+
+from alerts.book_io import faults_from_json, faults_to_json
+from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.ids import new_alert_id
+from alerts.messages import ack_message, escalate_message
+from alerts.policy import AlertPolicy
+from alerts.state import AlertKey, AlertState, AlertSubject, OpenAlert
+from alerts.types import AlertEvent, AlertEventKind
+from rules.results import Limit
+from rules.types import HEALTH_RULES, RuleKind
+
+ACK_NAME_MAX = 120
+ACK_NOTE_MAX = 2000
+SNAPSHOT_VERSION = 1
+
+Tiers = dict[tuple[str, str, RuleKind], Limit]
+
+
+class BookCore:
+    """Open alerts, recently cleared ones (for late acks and flapping) and their timers."""
+
+    def __init__(self, policy: AlertPolicy | None = None, id_factory: Callable[[], str] = new_alert_id) -> None:
+        self.policy = policy or AlertPolicy()
+        self._new_id = id_factory
+        self._open: dict[AlertKey, AlertState] = {}
+        self._by_id: dict[str, AlertState] = {}
+        self._cleared: dict[str, AlertState] = {}  # insertion order = clear order
+        self._cleared_by_key: dict[AlertKey, str] = {}
+        self._faults: dict[AlertSubject, list[tuple[float, float]]] = {}  # cleared health intervals
+        self.counts: Counter[str] = Counter()
+        self._version = 0
+        self._key_cache: tuple[int, int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
+        self._tier_cache: tuple[Sequence[Limit], int, Tiers] | None = None
+
+    def is_open(self, subject: AlertSubject, rule: RuleKind) -> bool:
+        return (subject, rule) in self._open
+
+    def open_alert(self, subject: AlertSubject, rule: RuleKind) -> OpenAlert | None:
+        state = self._open.get((subject, rule))
+        return None if state is None else state.view()
+
+    def _reopen(self, key: AlertKey, t_s: float) -> AlertState | None:
+        """The alert cleared on `key` within the flap window, taken back to be re-opened."""
+        rid = self._cleared_by_key.get(key)
+        if rid is None:
+            return None
+        state = self._cleared[rid]
+        if state.cleared_at_s is None or t_s - state.cleared_at_s > self.policy.flap_window_s:
+            return None
+        del self._cleared[rid], self._cleared_by_key[key]
+        state.flaps += 1
+        state.cleared_at_s = state.cleared_wall_s = state.clear_since_s = None
+        self.counts["flaps"] += 1
+        return state
+
+    def _arm(self, state: AlertState, now_s: float) -> None:
+        """A (new or higher) raise needs a fresh acknowledgement within the policy's time."""
+        state.acked_by = state.acked_at_s = state.ack_note = None
+        state.armed_wall_s = now_s
+        state.deadline_s = now_s + self.policy.escalate_after(state.severity)
+
+    def _raise(self, state: AlertState, t_s: float, now_s: float) -> AlertEvent:
+        self._arm(state, now_s)
+        self._open[state.key] = state
+        self._by_id[state.alert_id] = state
+        self._version += 1
+        self.counts["raised"] += 1
+        return state.event(AlertEventKind.RAISED, t_s, state.message)
+
+    def _clear(self, state: AlertState, t_s: float, now_s: float, text: str) -> AlertEvent:
+        del self._open[state.key], self._by_id[state.alert_id]
+        self._version += 1
+        state.cleared_at_s, state.cleared_wall_s, state.deadline_s = t_s, now_s, None
+        old = self._cleared_by_key.pop(state.key, None)
+        if old is not None:
+            self._cleared.pop(old, None)
+        self._cleared[state.alert_id] = state
+        self._cleared_by_key[state.key] = state.alert_id
+        if state.rule in HEALTH_RULES:
+            self._faults.setdefault(state.subject, []).append((state.since_s, t_s))
+        while len(self._cleared) > self.policy.max_cleared:
+            self._forget(next(iter(self._cleared.values())))
+        self.counts["cleared"] += 1
+        return state.event(AlertEventKind.CLEARED, t_s, text)
+
+    def _forget(self, state: AlertState) -> None:
+        del self._cleared[state.alert_id]
+        if self._cleared_by_key.get(state.key) == state.alert_id:
+            del self._cleared_by_key[state.key]
+
+    def tick(self, now_s: float) -> list[AlertEvent]:
+        """`escalated` events for alerts not acknowledged in time; forgets old cleared alerts."""
+        events = [self._escalate(s, now_s) for s in list(self._open.values()) if self._due(s, now_s)]
+        horizon = now_s - self.policy.keep_cleared_s
+        for state in [s for s in self._cleared.values() if (s.cleared_wall_s or 0.0) < horizon]:
+            self._forget(state)
+        for subject, spans in list(self._faults.items()):
+            kept = [sp for sp in spans if sp[1] >= horizon - self.policy.keep_cleared_s]
+            if kept:
+                self._faults[subject] = kept
+            else:
+                del self._faults[subject]
+        return events
+
+    @staticmethod
+    def _due(state: AlertState, now_s: float) -> bool:
+        return state.deadline_s is not None and now_s >= state.deadline_s
+
+    def _escalate(self, state: AlertState, now_s: float) -> AlertEvent:
+        remind = self.policy.remind_every_s
+        state.deadline_s = None if remind is None else now_s + remind
+        state.escalations += 1
+        self.counts["escalated"] += 1
+        text = escalate_message(now_s - state.armed_wall_s, state.message)
+        return state.event(AlertEventKind.ESCALATED, now_s, text)
+
+    def acknowledge(self, alert_id: str, by: str, note: str | None, now_s: float) -> AlertEvent:
+        """Record who acknowledged an open (or recently cleared) alert, and why; stops escalation."""
+        name = (by or "").strip()
+        text = (note or "").strip() or None
+        if not name:
+            raise InvalidAckError('an acknowledgement needs the name of the person (--by / "by")')
+        if len(name) > ACK_NAME_MAX or (text is not None and len(text) > ACK_NOTE_MAX):
+            raise InvalidAckError(
+                f"acknowledgement too long: name at most {ACK_NAME_MAX}, note at most {ACK_NOTE_MAX} characters"
+            )
+        state = self._by_id.get(alert_id) or self._cleared.get(alert_id)
+        if state is None:
+            raise UnknownAlertError(alert_id)
+        state.acked_by, state.acked_at_s, state.ack_note, state.deadline_s = name, now_s, text, None
+        self.counts["acknowledged"] += 1
+        return state.event(AlertEventKind.ACKNOWLEDGED, now_s, ack_message(name, text), by=name, note=text)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-safe state (open alerts with timers, cleared memory, fault spans, counters)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "open": [s.to_dict() for s in self._open.values()],
+            "cleared": [s.to_dict() for s in self._cleared.values()],
+            "faults": faults_to_json(self._faults),
+            "counts": dict(self.counts),
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        data: dict[str, Any],
+        policy: AlertPolicy | None = None,
+        id_factory: Callable[[], str] = new_alert_id,
+    ) -> Self:
+        """A book with the snapshot's alerts and timers; emits nothing (no re-notification)."""
+        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+            raise SnapshotError(f"alert snapshot: unsupported version (expected {SNAPSHOT_VERSION})")
+        book = cls(policy, id_factory)
+        try:
+            for d in data.get("open", []):
+                s = AlertState.from_dict(d)
+                book._open[s.key], book._by_id[s.alert_id] = s, s
+            for d in data.get("cleared", []):
+                s = AlertState.from_dict(d)
+                book._cleared[s.alert_id], book._cleared_by_key[s.key] = s, s.alert_id
+            book._faults = faults_from_json(data.get("faults", []))
+            book.counts.update({str(k): int(v) for k, v in data.get("counts", {}).items()})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"alert snapshot is damaged: {type(exc).__name__}: {exc}") from None
+        return book

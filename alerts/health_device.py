@@ -1,0 +1,173 @@
+"""Per-device health checks: offline (status / Last Will and silence), sequence gaps, calibration."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from alerts.health_checks import SeqGap
+from alerts.health_meta import DAY_S, DeviceTable, parse_calibration
+from alerts.health_policy import HealthPolicy
+from alerts.lifecycle import AlertBook
+from alerts.messages import fmt_duration
+from alerts.types import AlertEvent
+from rules.types import I64, RuleKind
+
+OFFLINE, GAP, CAL = RuleKind.OFFLINE, RuleKind.GAP, RuleKind.CALIBRATION_DUE
+
+
+class DeviceChecks:
+    """Device-level state and checks; `SensorHealth` adds the per-channel ones."""
+
+    def __init__(self, book: AlertBook, policy: HealthPolicy) -> None:
+        self.book = book
+        self.policy = policy
+        self.devices = DeviceTable()
+        self.counts: Counter[str] = Counter()
+
+    def _device(self, site: str, zone: str, device: str) -> int:
+        """Device id; a new device takes over alerts left open by a restored alert book."""
+        d, before = self.devices, len(self.devices)
+        dev = d.index(site, zone, device)
+        if len(d) > before:
+            subject = d.subjects[dev]
+            d.offline[dev] = self.book.is_open(subject, OFFLINE)
+            d.cal_open[dev] = self.book.is_open(subject, CAL)
+            gap = self.book.open_alert(subject, GAP)
+            if gap is not None:
+                d.gap_last_t[dev], d.gap_missing[dev] = gap.last_t_s, int(gap.value or 0)
+        return dev
+
+    # ---- status topic --------------------------------------------------------------------
+    def on_status(
+        self, site: str, zone: str, device: str, payload: Mapping[str, Any], t_s: float, now_s: float
+    ) -> list[AlertEvent]:
+        """A (retained) status message: `{"state": "online"|"offline", "interval_s", "calibrated_on"}`."""
+        d = self.devices
+        dev = self._device(site, zone, device)
+        interval = payload.get("interval_s")
+        if isinstance(interval, int | float) and not isinstance(interval, bool) and 0 < interval < 1e7:
+            d.interval_s[dev] = float(interval)
+        if "calibrated_on" in payload:
+            self._set_calibration(dev, payload["calibrated_on"])
+        state = payload.get("state")
+        events: list[AlertEvent] = []
+        subject = d.subjects[dev]
+        if state == "offline":
+            text = f"{device} reported offline (status topic / Last Will)"
+            events += self.book.raise_health(subject, OFFLINE, t_s=t_s, now_s=now_s, message=text)
+            d.offline[dev] = True
+        elif state == "online":
+            d.last_seen_wall[dev] = now_s
+            events += self._back_online(dev, t_s, now_s, f"{device} reported online again")
+        return events + self._calibration(np.array([dev]), now_s)
+
+    def _set_calibration(self, dev: int, raw: Any) -> None:
+        try:
+            cal = parse_calibration(raw)
+        except ValueError:
+            self.counts["bad_calibrated_on"] += 1
+            return
+        self.devices.calibrated[dev] = cal
+        self.devices.cal_due_s[dev] = min(cal.values()) + self.policy.calibration_days * DAY_S
+
+    def _back_online(self, dev: int, t_s: float, now_s: float, text: str) -> list[AlertEvent]:
+        d = self.devices
+        events = self.book.clear_health(d.subjects[dev], OFFLINE, t_s=t_s, now_s=now_s, message=text)
+        d.offline[dev] = self.book.is_open(d.subjects[dev], OFFLINE)
+        return events
+
+    # ---- readings --------------------------------------------------------------------------
+    def _alive(self, devs: I64, t_last: float, now_s: float) -> list[AlertEvent]:
+        """Devices that just sent readings: clear `offline`, end `gap` episodes that are over."""
+        d = self.devices
+        d.last_seen_wall[devs] = now_s
+        events: list[AlertEvent] = []
+        for dev in devs[d.offline[devs]].tolist():
+            events += self._back_online(dev, t_last, now_s, f"{d.subjects[dev].device} is sending readings again")
+        gap_t = d.gap_last_t[devs]
+        for dev in devs[~np.isnan(gap_t) & (t_last - gap_t >= self.policy.gap_clear_s)].tolist():
+            subject = d.subjects[dev]
+            text = f"{subject.device}: no readings missing for {fmt_duration(self.policy.gap_clear_s)}"
+            events += self.book.clear_health(subject, GAP, t_s=t_last, now_s=now_s, message=text)
+            if not self.book.is_open(subject, GAP):
+                d.gap_last_t[dev], d.gap_missing[dev] = np.nan, 0
+        return events
+
+    def _gap_check(self, gaps: list[SeqGap]) -> list[AlertEvent]:
+        d = self.devices
+        events: list[AlertEvent] = []
+        for g in gaps:
+            total = g.missing + (0 if np.isnan(d.gap_last_t[g.device]) else int(d.gap_missing[g.device]))
+            d.gap_last_t[g.device], d.gap_missing[g.device] = g.t_s, total
+            subject = d.subjects[g.device]
+            text = f"{subject.device}: {g.missing} reading(s) missing (sequence numbers skipped from {g.first_missing})"
+            events += self.book.raise_health(
+                subject, GAP, t_s=g.t_s, now_s=g.t_s, message=text, value=float(total), unit="readings"
+            )
+            self.counts["seq_missing"] += g.missing
+        return events
+
+    # ---- periodic --------------------------------------------------------------------------
+    def check(self, now_s: float) -> list[AlertEvent]:
+        """Silence (offline) and calibration checks for every known device."""
+        d, p = self.devices, self.policy
+        if len(d) == 0:
+            return []
+        interval = np.where(np.isnan(d.interval_s), p.default_interval_s, d.interval_s)
+        limit = np.maximum(p.offline_k * interval, p.min_silence_s)
+        silent_s = now_s - d.last_seen_wall
+        events: list[AlertEvent] = []
+        for dev in np.flatnonzero(~d.offline & (silent_s > limit)).tolist():
+            subject = d.subjects[dev]
+            text = (
+                f"{subject.device} silent for {fmt_duration(float(silent_s[dev]))} "
+                f"(expected a reading every {fmt_duration(float(interval[dev]))})"
+            )
+            events += self.book.raise_health(
+                subject, OFFLINE, t_s=now_s, now_s=now_s, message=text,
+                value=float(silent_s[dev]), threshold=float(limit[dev]), unit="s",
+            )  # fmt: skip
+            d.offline[dev] = True
+        return events + self._calibration(np.arange(len(d)), now_s)
+
+    def _calibration(self, devs: I64, now_s: float) -> list[AlertEvent]:
+        d = self.devices
+        due = d.cal_due_s[devs]
+        events: list[AlertEvent] = []
+        for dev in devs[~d.cal_open[devs] & (now_s >= due)].tolist():
+            events += self._raise_calibration(dev, now_s)
+        for dev in devs[d.cal_open[devs] & (now_s < due)].tolist():
+            subject = d.subjects[dev]
+            text = f"{subject.device} calibrated: next calibration due {_day(float(d.cal_due_s[dev]))}"
+            events += self.book.clear_health(subject, CAL, t_s=now_s, now_s=now_s, message=text)
+            d.cal_open[dev] = self.book.is_open(subject, CAL)
+        return events
+
+    def _raise_calibration(self, dev: int, now_s: float) -> list[AlertEvent]:
+        d, days = self.devices, self.policy.calibration_days
+        cal = d.calibrated[dev]
+        late = sorted((h, t) for h, t in cal.items() if now_s >= t + days * DAY_S)
+        which = ", ".join(f"{h} on {_day(t)}" if h != "*" else _day(t) for h, t in late)
+        subject = d.subjects[dev]
+        text = f"{subject.device} calibration overdue: last calibrated {which}; calibrate at least every {days:g} days"
+        age_days = (now_s - min(t for _, t in late)) / DAY_S
+        d.cal_open[dev] = True
+        return self.book.raise_health(
+            subject,
+            CAL,
+            t_s=now_s,
+            now_s=now_s,
+            message=text,
+            value=round(age_days, 1),
+            threshold=days,
+            unit="d",
+        )
+
+
+def _day(t_s: float) -> str:
+    return datetime.fromtimestamp(t_s, tz=UTC).strftime("%Y-%m-%d")

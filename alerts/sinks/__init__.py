@@ -1,0 +1,1 @@
+"""Alert sinks, one module each (console, webhook, e-mail, MQTT), and the per-sink dispatcher."""

@@ -1,0 +1,184 @@
+"""Write-path benchmark: points/s into a local influxd through oshmon vs a plain HTTP post of the
+same pre-built line protocol, in one run; plus the SQLite insert rate.
+
+    .venv/bin/python -m bench.write [--points 1000000] [--rounds 3] [--update docs/benchmarks.md]
+
+Both sides write the same readings (1000 series, 1 field, ms precision) as new points into
+fresh databases with the same retention policies, over one keep-alive connection, in chunks of
+5000 lines; the plain side gets its bodies already built and encoded, oshmon starts from the
+engine's arrays (`ReadingBatch`) and does screening, line building, chunking and posting. The
+two alternate, `--rounds` times each; medians are reported. Goal (issue 4): ratio >= 0.8 and
+>= 200 000 points/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from rules.types import ChannelKey, Hazard, ReadingBatch
+from storage import lineproto as lp
+from storage.influx import InfluxConfig, InfluxStore
+from storage.sqlite import SqliteStore
+from tests.services import Influxd, run_influxd
+
+BEGIN, END = "<!-- write-path:begin -->", "<!-- write-path:end -->"
+CHUNK = 5000
+T0 = 1_795_327_200.0
+
+
+def readings(points: int, series: int) -> tuple[list[ChannelKey], ReadingBatch]:
+    hazards = list(Hazard)
+    keys = [
+        ChannelKey("kop-1", f"zone-{i % 20}", f"dev-{i:04d}", hazards[i % len(hazards)],
+                   f"w-{i}" if i % 5 == 0 else None)
+        for i in range(series)
+    ]  # fmt: skip
+    steps = points // series
+    channel = np.tile(np.arange(series, dtype=np.int64), steps)
+    t_s = T0 + np.repeat(np.arange(steps, dtype=np.float64), series)
+    value = np.random.default_rng(7).gamma(2.0, 10.0, steps * series).round(3)
+    return keys, ReadingBatch(channel, t_s, value)
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+class PlainPost:
+    """The baseline: pre-built, pre-encoded bodies posted to /write as they are."""
+
+    def __init__(self, client: httpx.Client, bodies: list[bytes], params: dict[str, str]) -> None:
+        self.client, self.bodies, self.params = client, bodies, params
+
+    def post(self, body: bytes) -> None:
+        self.client.post("/write", params=self.params, content=body).raise_for_status()
+
+    def sequential(self) -> None:
+        for body in self.bodies:
+            self.post(body)
+
+    def two_connections(self, pool: ThreadPoolExecutor) -> None:
+        list(pool.map(self.post, self.bodies))
+
+
+def influx_rates(server: Influxd, points: int, series: int, rounds: int) -> dict[str, float]:
+    keys, batch = readings(points, series)
+    bodies = ["\n".join(c).encode() for c in lp.reading_lines(keys, batch, lp.PrefixCache(), CHUNK)]
+    results: dict[str, list[float]] = {"plain": [], "oshmon": [], "plain2": []}
+    client = httpx.Client(base_url=server.url, timeout=60)
+    pool = ThreadPoolExecutor(2)
+    for r in range(rounds):
+        for db in (f"plain{r}", f"plain2_{r}"):
+            InfluxStore(InfluxConfig(url=server.url, db=db)).close()  # same RPs as oshmon's
+        store = InfluxStore(InfluxConfig(url=server.url, db=f"oshmon{r}"))
+        params = {"rp": "osh_readings", "precision": "ms"}
+        runs: dict[str, Callable[[], object]] = {
+            "plain": PlainPost(client, bodies, {**params, "db": f"plain{r}"}).sequential,
+            "oshmon": partial(store.write_readings, keys, batch),
+            "plain2": partial(PlainPost(client, bodies, {**params, "db": f"plain2_{r}"}).two_connections, pool),
+        }
+        for name in list(runs) if r % 2 == 0 else list(runs)[::-1]:
+            results[name].append(points / timed(runs[name]))
+        store.close()
+    client.close()
+    pool.shutdown()
+    rates = {name: statistics.median(values) for name, values in results.items()}
+    rates["build"] = points / timed(lambda: list(lp.reading_lines(keys, batch, lp.PrefixCache(), CHUNK)))
+    return rates
+
+
+def sqlite_rates(points: int, series: int) -> dict[int, float]:
+    keys, batch = readings(points, series)
+    out = {}
+    for size in (5000, 50_000):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqliteStore(Path(tmp) / "bench.db")
+
+            def run(s: SqliteStore = store, n: int = size) -> None:
+                for i in range(0, len(batch), n):
+                    sl = slice(i, i + n)
+                    s.write_readings(keys, ReadingBatch(batch.channel[sl], batch.t_s[sl], batch.value[sl]))
+
+            out[size] = len(batch) / timed(run)
+            store.close()
+    return out
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=False).stdout.strip()
+    return f"`{uname}`; nproc {os.cpu_count()}; CPU {cpu}; Python {platform.python_version()}"
+
+
+def report(args: argparse.Namespace, influx: dict[str, float], sqlite: dict[int, float], version: str) -> str:
+    ratio = influx["oshmon"] / influx["plain"]
+    verdict = "met" if ratio >= 0.8 and influx["oshmon"] >= 200_000 else "NOT met"
+    return "\n".join([
+        BEGIN,
+        "## Write path (storage)",
+        "",
+        f"Command: `.venv/bin/python -m bench.write --points {args.points} --series {args.series} "
+        f"--rounds {args.rounds}` ({time.strftime('%Y-%m-%d')})",
+        f"Machine: {machine()}; influxd {version} on loopback (started by `tests.services.run_influxd`).",
+        "",
+        "| path | points/s (median) |",
+        "|---|---|",
+        f"| plain HTTP post of pre-built line protocol (5000-line bodies) | {influx['plain']:,.0f} |",
+        f"| oshmon `InfluxStore.write_readings` from arrays (2 lanes) | {influx['oshmon']:,.0f} |",
+        f"| plain post, same bodies, 2 concurrent connections (reference) | {influx['plain2']:,.0f} |",
+        f"| oshmon line building alone (no I/O) | {influx['build']:,.0f} |",
+        f"| SQLite `SqliteStore.write_readings`, 5 000-row batches (WAL, FULL) | {sqlite[5000]:,.0f} |",
+        f"| SQLite `SqliteStore.write_readings`, 50 000-row batches | {sqlite[50_000]:,.0f} |",
+        "",
+        f"Ratio oshmon / plain: **{ratio:.2f}**; goal (>= 0.8 and >= 200 000 points/s) {verdict}. "
+        f"Against the 2-connection plain post: {influx['oshmon'] / influx['plain2']:.2f}.",
+        "The machine is shared (2 cores, other jobs running): figures vary by ±20 % between runs.",
+        END,
+    ])  # fmt: skip
+
+
+def update(doc: Path, section: str) -> None:
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    doc.write_text(text.rstrip() + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--update", type=Path, help="replace the write-path section of this Markdown file")
+    args = parser.parse_args(argv)
+    with run_influxd() as server:
+        version = httpx.get(f"{server.url}/ping").headers.get("X-Influxdb-Version", "?")
+        influx = influx_rates(server, args.points, args.series, args.rounds)
+    sqlite = sqlite_rates(min(args.points, 500_000), args.series)
+    section = report(args, influx, sqlite, version)
+    print(section)
+    if args.update:
+        update(args.update, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

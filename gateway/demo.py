@@ -1,0 +1,309 @@
+"""`oshmon demo`: the whole system on one machine with nothing installed.
+
+An embedded broker (amqtt), the embedded SQLite store, the gateway and simulated mine sites with
+scripted incidents; alerts print live as they arrive over MQTT; then a month of history is
+backfilled and the monthly committee report is written. Everything lands in one folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from gateway.broker import EmbeddedBroker
+from gateway.cli_ops import serve
+from gateway.cli_sim import progress_bar, run_backfill
+from gateway.config import Settings, load_settings, parse_mqtt_url
+from gateway.mqtt import MqttEdge
+from gateway.runtime import open_configured_store
+from simulators import MineSpec, apaced, live_start, scenario, simulate
+from storage.base import HistoryQuery, RecordKind
+
+#: A site profile for the demo: the EU limits plus the methane and oxygen thresholds of US law
+#: (30 USC 863, 30 CFR 75.321), because the EU sets none (see rules/profiles/eu.toml). Each
+#: limit keeps its real source; a real mine writes its national levels the same way.
+DEMO_PROFILE = """
+name = "demo-mine"
+title = "Demo mine: EU limits, with methane and oxygen levels taken from 30 USC 863 / 30 CFR 75.321"
+extends = "eu"
+
+[[limit]]
+hazard = "ch4"
+rule = "level"
+severity = "alarm"
+threshold = 1.0
+unit = "%vol"
+clear_at = 1.0
+label = "methane 1.0 %"
+source = "30 USC 863(h)(2); 30 CFR 75.323(b)(1) (adopted by this site)"
+action = "Change the ventilation at once; cut power to face equipment; no other work until below 1.0 %."
+
+[[limit]]
+hazard = "ch4"
+rule = "level"
+severity = "critical"
+threshold = 1.5
+unit = "%vol"
+clear_at = 1.0
+label = "methane 1.5 % (withdraw)"
+source = "30 USC 863(h)(2); 30 CFR 75.323(b)(2) (adopted by this site)"
+action = "Withdraw everyone from the area and cut off all power until methane is below 1.0 %."
+
+[[limit]]
+hazard = "o2"
+rule = "level"
+severity = "critical"
+threshold = 19.5
+unit = "%vol"
+direction = "below"
+clear_at = 19.5
+label = "oxygen below 19.5 %"
+source = "30 CFR 75.321(a)(1) (adopted by this site)"
+action = "Withdraw persons; re-enter only with breathing apparatus; restore ventilation and find the cause."
+"""
+
+SEVERITY_STYLE = {
+    "critical": "bold white on red",
+    "alarm": "bold red",
+    "warning": "yellow",
+    "malfunction": "magenta",
+}
+EVENT_STYLE = {"raised": "bold", "escalated": "bold", "acknowledged": "cyan", "cleared": "green"}
+
+
+@dataclass
+class DemoOptions:
+    out: Path
+    sites: int = 3
+    speed: float = 150.0
+    duration_s: float = 2.5 * 3600.0
+    interval_s: float = 5.0
+    seed: int = 1
+    report: bool = True
+    backfill_sites: int = 1
+
+
+@dataclass
+class DemoResult:
+    published: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+    dead_letters: int = 0
+    readings: int = 0
+    report: Path | None = None
+
+
+def demo_settings(opts: DemoOptions, mqtt_url: str) -> Settings:
+    profiles = opts.out / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "demo-mine.toml").write_text(DEMO_PROFILE)
+    return load_settings(
+        None,
+        mqtt_url=mqtt_url,
+        mqtt_client_id="oshmon-demo-gateway",
+        store="sqlite",
+        sqlite_path=opts.out / "oshmon.sqlite",
+        state_dir=opts.out / "state",
+        profile="demo-mine",
+        profile_dirs=[profiles],
+        log_level="WARNING",
+    )
+
+
+def fresh_dir(out: Path) -> None:
+    """The demo starts clean: remove what an earlier demo left in its own folder."""
+    for name in ("oshmon.sqlite", "oshmon.sqlite-wal", "oshmon.sqlite-shm", "state", "report", "profiles"):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def print_event(console: Console, ev: dict[str, object]) -> None:
+    sev, kind = str(ev.get("severity")), str(ev.get("event"))
+    where = f"{ev.get('site')}/{ev.get('zone')}/{ev.get('device')}" + (
+        f" ({ev['worker']})" if ev.get("worker") else ""
+    )
+    t = str(ev.get("t", ""))[11:19]
+    console.print(
+        f"[dim]{t}[/] [{SEVERITY_STYLE.get(sev, '')}] {sev.upper():<11}[/] [{EVENT_STYLE.get(kind, '')}]{kind:<12}[/]"
+        f" {where:<28} {ev.get('message')}",
+        highlight=False,
+    )
+    if kind == "raised" and ev.get("action"):
+        console.print(f"{'':>34}[dim]→ {ev.get('action')}  [{ev.get('limit_source')}][/]", highlight=False)
+
+
+async def _watch_alerts(
+    url: str, prefix: str, console: Console, result: DemoResult, stop: asyncio.Event
+) -> None:
+    edge = MqttEdge(
+        parse_mqtt_url(url),
+        "oshmon-demo-board",
+        subscriptions=[f"{prefix}/+/alerts", f"{prefix}/deadletter"],
+        persistent=False,
+        manual_ack=False,
+    )
+    async with edge:
+        while not stop.is_set():
+            try:
+                msg = await asyncio.wait_for(edge.messages.get(), 0.2)
+            except TimeoutError:
+                continue
+            if msg.topic.endswith("/deadletter"):
+                result.dead_letters += 1
+                continue
+            ev = orjson.loads(msg.payload)
+            result.events += 1
+            if ev.get("event") == "raised":
+                result.alerts[str(ev.get("severity"))] += 1
+            print_event(console, ev)
+
+
+async def run_live(opts: DemoOptions, console: Console) -> tuple[Settings, DemoResult]:
+    result = DemoResult()
+    async with EmbeddedBroker() as broker:
+        settings = demo_settings(opts, broker.url)
+        ready, stop_gw, stop_watch = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        gw = asyncio.create_task(serve(settings, ready, stop_gw), name="gateway")
+        await asyncio.wait_for(ready.wait(), 60)
+        watch = asyncio.create_task(
+            _watch_alerts(broker.url, settings.topic_prefix, console, result, stop_watch)
+        )
+        await asyncio.sleep(0.3)
+        t0 = live_start(time.time(), opts.duration_s, opts.speed)
+        spec = MineSpec(sites=opts.sites, devices_per_hazard=1, workers_per_site=2)
+        scen = scenario("demo")
+        console.print(
+            f"[bold]Scenario[/] ({opts.duration_s / 3600:g} h of mine time at {opts.speed:g}× speed):"
+        )
+        for line in scen.resolve(spec.devices()).timeline():
+            console.print(f"  {line}")
+        msgs = simulate(
+            spec, scen, t0, opts.duration_s, opts.interval_s, opts.seed, prefix=settings.topic_prefix
+        )
+        edge = MqttEdge(parse_mqtt_url(broker.url), "oshmon-demo-sensors", persistent=False, manual_ack=False)
+        async with edge:
+            with progress_bar() as bar:
+                task = bar.add_task("mine time", total=opts.duration_s)
+                async for m in apaced(msgs, opts.speed):
+                    edge.publish_nowait(m.topic, m.payload, m.qos, m.retain)
+                    result.published += 1
+                    if result.published % 50 == 0:
+                        bar.update(task, completed=m.t_s - t0)
+                        await asyncio.sleep(0)
+            await edge.publish(f"{settings.topic_prefix}/demo/z/sync/status", b"", qos=1)  # flushes the queue
+        await asyncio.sleep(2.0)  # let the gateway finish the last batch
+        stop_gw.set()
+        counters = await gw
+        result.readings = counters.readings
+        await asyncio.sleep(0.5)
+        stop_watch.set()
+        await watch
+    return settings, result
+
+
+def previous_month(now_s: float) -> tuple[str, float, float]:
+    now = datetime.fromtimestamp(now_s, UTC)
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    start = datetime(year, month, 1, tzinfo=UTC).timestamp()
+    days = calendar.monthrange(year, month)[1]
+    return f"{year:04d}-{month:02d}", start, days * 86400.0
+
+
+def month_report(opts: DemoOptions, settings: Settings, console: Console) -> Path:
+    from gateway.runtime import profile_book, pseudonym_key
+    from reports.monthly import build_monthly
+    from rules.profiles import describe_limits
+
+    month, start, duration = previous_month(time.time())
+    console.print(f"\n[bold]Backfilling {month}[/] for the committee report (straight through the rules)…")
+    spec = MineSpec(sites=opts.backfill_sites, devices_per_hazard=1, workers_per_site=2)
+    run_backfill(settings, spec, scenario("month"), start, duration, 60.0, opts.seed)
+    store = open_configured_store(settings, read_only=True)
+    try:
+        return build_monthly(
+            store,
+            month,
+            "kop-1",
+            "en",
+            opts.out / "report",
+            limits_profile_rows=describe_limits(profile_book(settings), settings.profile),
+            pseudonym_key=pseudonym_key(settings).get_secret_value().encode(),
+            now_s=time.time(),
+        )
+    finally:
+        store.close()
+
+
+def summary(console: Console, settings: Settings, result: DemoResult, started: float) -> None:
+    store = open_configured_store(settings, read_only=True)
+    try:
+        alerts = list(store.query(HistoryQuery(RecordKind.ALERTS)))
+    finally:
+        store.close()
+    table = Table(title="oshmon demo — what happened", show_header=False)
+    table.add_row("messages published", f"{result.published:,}")
+    table.add_row("readings stored (live)", f"{result.readings:,}")
+    raised = Counter(str(a["severity"]) for a in alerts if a["event"] == "raised")
+    for sev in ("critical", "alarm", "warning", "malfunction"):
+        table.add_row(f"alerts raised: {sev}", str(raised.get(sev, 0)))
+    table.add_row("alert events on MQTT (live)", str(result.events))
+    table.add_row("dead letters", str(result.dead_letters))
+    table.add_row("data", str(settings.sqlite_path))
+    if result.report is not None:
+        table.add_row("monthly report", str(result.report))
+    table.add_row("took", f"{time.time() - started:.0f} s")
+    console.print(table)
+    console.print(
+        Panel(
+            f"Try:  OSH_SQLITE_PATH={settings.sqlite_path} oshmon history --kind alerts --format table\n"
+            f"      OSH_SQLITE_PATH={settings.sqlite_path} oshmon history --kind exposures --site kop-1",
+            title="next",
+        )
+    )
+
+
+def run_demo(opts: DemoOptions) -> DemoResult:
+    console = Console()
+    started = time.time()
+    fresh_dir(opts.out)
+    console.print(
+        Panel("oshmon demo: embedded broker, SQLite store, gateway, simulated mine sites", style="bold")
+    )
+    settings, result = asyncio.run(run_live(opts, console))
+    if opts.report:
+        with contextlib.suppress(KeyboardInterrupt):
+            result.report = month_report(opts, settings, console)
+    summary(console, settings, result, started)
+    return result
+
+
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's data and report.")] = Path("oshmon-demo"),
+    sites: Annotated[int, typer.Option(help="Simulated mine sites.", min=1, max=20)] = 3,
+    speed: Annotated[float, typer.Option(help="Mine time runs this many times faster.", min=1)] = 150.0,
+    hours: Annotated[float, typer.Option(help="Hours of mine time to simulate live.", min=0.1)] = 2.5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    report: Annotated[bool, typer.Option(help="Backfill last month and write the committee report.")] = True,
+) -> None:
+    """The whole system on embedded defaults, about a minute; ends with a monthly report."""
+    run_demo(
+        DemoOptions(out=out, sites=sites, speed=speed, duration_s=hours * 3600.0, seed=seed, report=report)
+    )

@@ -1,0 +1,124 @@
+"""Alert lifecycles from stored alert events: counts by rule and severity, time to acknowledge.
+
+An alert belongs to the month its condition started in (`since`). Time to acknowledge is
+`t(acknowledged) − since`; an alert with no `acknowledged` event is unacknowledged, whether or
+not it has cleared since.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rules.types import Severity
+
+#: Severities ordered for "highest reached"; malfunction is its own track (rank 3).
+_RANK = {s.value: s.rank for s in Severity}
+#: Severities that call for an acknowledgement in the headline (limit exceeded or worse).
+URGENT = frozenset({Severity.ALARM.value, Severity.CRITICAL.value})
+
+
+def parse_t(text: str) -> float:
+    """RFC 3339 time stamp (store rows) → epoch seconds."""
+    return datetime.fromisoformat(text).timestamp()
+
+
+@dataclass(slots=True)
+class AlertLife:
+    """Everything the events of one alert_id tell."""
+
+    alert_id: str
+    site: str
+    zone: str
+    device: str
+    hazard: str
+    worker: str | None
+    rule: str
+    severity: str  # highest reached
+    since_s: float
+    unit: str
+    threshold: float | None
+    peak_value: float | None
+    limit_source: str
+    ack_s: float | None = None
+    ack_by: str | None = None
+    ack_note: str | None = None
+    cleared_s: float | None = None
+    escalations: int = 0
+
+    @property
+    def time_to_ack_s(self) -> float | None:
+        return None if self.ack_s is None else max(0.0, self.ack_s - self.since_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in self.__slots__}
+        d["time_to_ack_s"] = self.time_to_ack_s
+        return d
+
+
+def _start(row: Mapping[str, Any]) -> AlertLife:
+    return AlertLife(
+        alert_id=str(row["alert_id"]), site=row["site"], zone=row["zone"], device=row["device"],
+        hazard=row["hazard"], worker=row.get("worker"), rule=row["rule"], severity=row["severity"],
+        since_s=parse_t(row.get("since") or row["t"]), unit=row.get("unit") or "",
+        threshold=row.get("threshold"), peak_value=row.get("value"),
+        limit_source=row.get("limit_source") or "",
+    )  # fmt: skip
+
+
+def _apply(life: AlertLife, row: Mapping[str, Any]) -> None:
+    t = parse_t(row["t"])
+    life.since_s = min(life.since_s, parse_t(row.get("since") or row["t"]))
+    if _RANK.get(row["severity"], -1) > _RANK.get(life.severity, -1):
+        life.severity = row["severity"]
+    value = row.get("value")
+    if value is not None and (life.peak_value is None or value > life.peak_value):
+        life.peak_value = value
+    event = row["event"]
+    if event == "acknowledged" and (life.ack_s is None or t < life.ack_s):
+        life.ack_s, life.ack_by, life.ack_note = t, row.get("by"), row.get("note")
+    elif event == "cleared":
+        life.cleared_s = t if life.cleared_s is None else min(life.cleared_s, t)
+    elif event == "escalated":
+        life.escalations += 1
+
+
+def lifecycles(rows: Iterable[Mapping[str, Any]]) -> list[AlertLife]:
+    """Fold alert events (any order) into one AlertLife per alert_id, sorted by `since`."""
+    lives: dict[str, AlertLife] = {}
+    for row in rows:
+        life = lives.get(str(row["alert_id"]))
+        if life is None:
+            life = lives[str(row["alert_id"])] = _start(row)
+        _apply(life, row)
+    return sorted(lives.values(), key=lambda a: (a.since_s, a.alert_id))
+
+
+def _ack_figures(lives: list[AlertLife]) -> dict[str, Any]:
+    times = [t for a in lives if (t := a.time_to_ack_s) is not None]
+    return {
+        "alerts": len(lives),
+        "acknowledged": len(times),
+        "unacknowledged": len(lives) - len(times),
+        "escalated": sum(1 for a in lives if a.escalations),
+        "ack_median_s": statistics.median(times) if times else None,
+        "ack_worst_s": max(times) if times else None,
+    }
+
+
+def alert_summary(lives: list[AlertLife]) -> dict[str, Any]:
+    """Totals, per (rule, severity) rows and the unacknowledged alerts (oldest first)."""
+    by_key: dict[tuple[str, str], list[AlertLife]] = {}
+    for a in lives:
+        by_key.setdefault((a.rule, a.severity), []).append(a)
+    order = sorted(by_key, key=lambda k: (-_RANK.get(k[1], -1) if k[1] != "malfunction" else 1, k[0]))
+    return {
+        **_ack_figures(lives),
+        "urgent": sum(1 for a in lives if a.severity in URGENT),
+        "urgent_unacknowledged": sum(1 for a in lives if a.severity in URGENT and a.ack_s is None),
+        "by_rule_severity": [{"rule": r, "severity": s, **_ack_figures(by_key[(r, s)])} for r, s in order],
+        "unacknowledged_alerts": [a.as_dict() for a in lives if a.ack_s is None],
+    }

@@ -1,0 +1,184 @@
+"""`oshmon report monthly`: the social-dialogue committee's monthly summary.
+
+Reads only shift exposure records and alert events through the `Store` interface (never raw
+readings), so a month of 1,000 channels is about 90,000 rows. Writes into `out_dir`:
+report.html (self-contained, charts inline, A4 print layout), summary.json (every number of
+the report) and CSV tables. The month of a shift is the date in its shift id (site time);
+alerts belong to the UTC month their condition started in.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from alerts.types import rfc3339
+from reports import headline
+from reports.alert_stats import AlertLife, alert_summary, lifecycles
+from reports.charts import alerts_svg, distribution_svg, trend_svg
+from reports.exposure_stats import SegSpec, groups, hazard_summary
+from reports.i18n import Lang
+from reports.monthly_files import write_tables
+from reports.quality import device_rows, quality_summary
+from reports.render import MAX_HTML_ROWS, clean_floats, render_html
+from reports.shifts import MIN_VALID_COVERAGE, ShiftTable, parse_exposures, pseudonym
+from reports.trend import month_of, previous_months, trend
+from storage.base import HistoryQuery, RecordKind, Store
+
+#: Acknowledgements up to this long after the month still count for its alerts.
+ACK_LOOKAHEAD_S = 7 * 86400.0
+#: Shift records are fetched this far around the month (shift ids use site time, `t` is UTC).
+QUERY_MARGIN_S = 2 * 86400.0
+DEFAULT_TREND_MONTHS = 6
+SCHEMA = "oshmon.report.monthly/1"
+
+
+def month_bounds(month: str) -> tuple[float, float]:
+    """ "YYYY-MM" → [first instant, first instant of the next month) in UTC epoch seconds."""
+    y, m = (int(p) for p in month.split("-"))
+    start = datetime(y, m, 1, tzinfo=UTC)
+    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=UTC)
+    return start.timestamp(), end.timestamp()
+
+
+def oshmon_version() -> str:
+    try:
+        return metadata.version("oshmon")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _worst_devices(devices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def key(d: Mapping[str, Any]) -> tuple[float, int, str]:
+        c = d["completeness"]
+        return (
+            -1.0 if c is None else c,
+            -d["malfunction_count"] - 10 * d["calibration_overdue"],
+            d["device"],
+        )
+
+    return sorted(devices, key=key)[:MAX_HTML_ROWS]
+
+
+def site_summary(
+    site: str, table: ShiftTable, lives: Sequence[AlertLife], months: Sequence[str],
+    seg: SegSpec, lang: Lang, open_at_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything about one site: headline, hazards, alerts, quality and trend."""
+    st = table.take(table.site == site)
+    site_lives = [a for a in lives if a.site == site]
+    months_data = trend(st, site_lives, months, seg)
+    cur = st.take(st.month == months[-1])
+    cur_lives = [a for a in site_lives if month_of(a.since_s) == months[-1]]
+    hazards = [hazard_summary(cur.take(idx), seg) for _, idx in groups(cur.hazard)]
+    for hz in hazards:
+        hz["workers"].sort(key=lambda w: (-(w["max"] or 0.0), w["worker"]))
+    alerts = alert_summary(cur_lives)
+    devices = device_rows(cur, set(zip(st.zone, st.device, strict=True)), cur_lives, open_at_s)
+    quality = quality_summary(devices, len(set(cur.shift)))
+    prev = months_data[-2] if len(months_data) > 1 and months_data[-2]["data"] else None
+    previous = {"hazards": {}, "segs": {}, "alerts": None} if prev is None else prev
+    return {
+        "site": site,
+        "previous_data": prev is not None,
+        "headline": {
+            **headline.changes(lang, hazards, previous, alerts),
+            "decisions": headline.decisions(lang, hazards, alerts, quality),
+        },
+        "hazards": hazards,
+        "alerts": alerts,
+        "quality": quality,
+        "devices": devices,
+        "devices_worst": _worst_devices(devices),
+        "trend": months_data,
+    }
+
+
+def _charts(sites: Sequence[Mapping[str, Any]], lang: Lang) -> dict[str, str]:
+    charts: dict[str, str] = {}
+    for i, s in enumerate(sites):
+        for j, hz in enumerate(s["hazards"]):
+            if hz["shifts"]:
+                charts[f"{s['site']}/dist/{hz['hazard']}"] = distribution_svg(hz, lang, f"c{i}d{j}")
+        if s["alerts"]["alerts"]:
+            charts[f"{s['site']}/alerts"] = alerts_svg(s["alerts"]["by_rule_severity"], lang, f"c{i}a")
+        charts[f"{s['site']}/trend"] = trend_svg(s["trend"], lang, f"c{i}t")
+    return charts
+
+
+def _load(
+    store: Store, month: str, site: str | None, months: Sequence[str], key: bytes | None
+) -> tuple[ShiftTable, list[AlertLife]]:
+    first, _ = month_bounds(months[0])
+    _, end = month_bounds(month)
+    q = HistoryQuery(
+        RecordKind.EXPOSURES, site=site, t_from_s=first - QUERY_MARGIN_S, t_to_s=end + QUERY_MARGIN_S
+    )
+    table = parse_exposures(store.query(q), set(months), key)
+    q = HistoryQuery(RecordKind.ALERTS, site=site, t_from_s=first, t_to_s=end + ACK_LOOKAHEAD_S)
+    lives = lifecycles(store.query(q))
+    if key is not None:
+        lives = [replace(a, worker=pseudonym(a.worker, key)) if a.worker else a for a in lives]
+    return table, lives
+
+
+def build_monthly(
+    store: Store,
+    month: str,
+    site: str | None,
+    lang: str,
+    out_dir: Path,
+    *,
+    limits_profile_rows: list[dict[str, str]] | None,
+    pseudonym_key: bytes,
+    now_s: float,
+    pseudonymise: bool = True,
+    seg: SegSpec | None = None,
+    trend_months: int = DEFAULT_TREND_MONTHS,
+) -> Path:
+    """Write report.html, summary.json and the CSV tables for `month` ("YYYY-MM") into `out_dir`.
+
+    `site=None` reports every site with records. Workers appear as keyed pseudonyms
+    (HMAC-SHA256 with `pseudonym_key`) unless `pseudonymise=False`. Returns report.html's path.
+    """
+    language = Lang(lang)
+    if pseudonymise and not pseudonym_key:
+        raise ValueError("a non-empty pseudonym key is needed to pseudonymise workers")
+    seg = seg or SegSpec()
+    months = previous_months(month, max(2, trend_months))
+    start, end = month_bounds(month)
+    table, lives = _load(store, month, site, months, pseudonym_key if pseudonymise else None)
+    names = sorted(set(table.site.tolist()) | {a.site for a in lives} | ({site} if site else set()))
+    open_at = min(end, now_s)
+    sites = [site_summary(s, table, lives, months, seg, language, open_at) for s in names]
+    profile_rows = list(limits_profile_rows or [])
+    summary = clean_floats({
+        "schema": SCHEMA, "version": oshmon_version(), "month": month, "site_filter": site, "lang": lang,
+        "generated_at": rfc3339(now_s), "generated_at_s": now_s,
+        "period": {"from": rfc3339(start), "to": rfc3339(end), "first_day": month + "-01",
+                   "last_day": f"{month}-{calendar.monthrange(*map(int, month.split('-')))[1]:02d}"},
+        "pseudonymised": pseudonymise, "seg_fields": list(seg.fields), "zone_groups": dict(seg.zone_groups),
+        "min_valid_coverage": MIN_VALID_COVERAGE, "trend_months": months,
+        "limits_profile": profile_rows,
+        "limits_profile_columns": list(dict.fromkeys(k for r in profile_rows for k in r)),
+        "sites": sites,
+    })  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    month_table = table.take(table.month == month)
+    summary["files"] = [
+        "report.html",
+        "summary.json",
+        *write_tables(out_dir, summary, month_table, lives, month),
+    ]
+    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    html = render_html(summary, _charts(sites, language), language)
+    report = out_dir / "report.html"
+    report.write_text(html, encoding="utf-8")
+    return report

@@ -1,0 +1,264 @@
+"""The vectorized heart of the engine: held readings → integrals, runs, running figures, STEL.
+
+Input is one *sequence* per channel: readings sorted by (channel, time), all at or after the
+channel's open (last) reading. Each reading closes the hold of its predecessor:
+hold = [t_prev, min(t, t_prev + max_gap)) at value v_prev (SPEC §3). A hold that crosses a
+segment boundary (shift change) is cut in two. Holds are summed per *run* (a channel's readings
+in one segment); running shift-to-date figures are cumulative sums within runs. No Python loop
+touches individual readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rules import exposure as ex
+from rules.state import BIN_S, NQ, Q_COVERED, Q_DOSE, Q_DOSE2, Q_PRIMARY, ChannelState
+from rules.types import F64, I64
+
+B = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+@dataclass(slots=True)
+class Seq:
+    """Readings sorted by (channel, t) with their segment; `chans[k]` owns rows starts[k]:ends[k]."""
+
+    ch: I64
+    t: F64
+    v: F64
+    seg_s: F64
+    seg_e: F64
+    shift: B
+    chans: I64
+    starts: I64
+    ends: I64
+    first: B
+    gidx: I64  # group number of each row
+
+    @staticmethod
+    def of(ch: I64, t: F64, v: F64, seg_s: F64, seg_e: F64, shift: B) -> Seq:
+        n = ch.shape[0]
+        first = np.empty(n, bool)
+        if n:
+            first[0] = True
+            np.not_equal(ch[1:], ch[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], n).astype(np.int64)
+        gidx = np.cumsum(first) - 1
+        return Seq(ch, t, v, seg_s, seg_e, shift, ch[starts], starts, ends, first, gidx)
+
+
+@dataclass(slots=True)
+class Holds:
+    """The hold each reading closes, split into the part in its own segment and the part before."""
+
+    has_pred: B
+    held: F64  # whole hold length (s)
+    vp: F64  # predecessor value (0 when none)
+    cur: F64  # (n, NQ) integrals of the hold inside the reading's segment
+    leave: I64  # rows whose predecessor lies in an earlier segment
+    old: F64  # (len(leave), NQ) integrals of the hold left in that earlier segment
+    trailing: F64  # (len(leave),) silence at the end of that earlier segment
+    silence: F64  # silence before each reading inside its segment (s)
+
+
+def holds(st: ChannelState, meta: ChannelState, s: Seq, max_gap_s: float, floors: F64, noise: F64) -> Holds:
+    """Predecessors, hold pieces and their integrals (C or 10^(L/10), dose weights, seconds)."""
+    tp = np.empty_like(s.t)
+    vp = np.empty_like(s.v)
+    tp[1:], vp[1:] = s.t[:-1], s.v[:-1]
+    tp[s.starts], vp[s.starts] = st["t_last"][s.chans], st["v_last"][s.chans]
+    sp = np.empty_like(s.seg_s)
+    sp[1:] = s.seg_s[:-1]
+    sp[s.starts] = st["seg_start"][s.chans]
+    has_pred = np.ones(s.t.shape[0], bool)
+    has_pred[s.starts] = st["has"][s.chans]
+    vp = np.where(has_pred, vp, 0.0)
+    he = np.where(has_pred, np.minimum(s.t, tp + max_gap_s), -np.inf)
+    held = np.where(has_pred, he - tp, 0.0)
+    leave_mask = has_pred & (sp != s.seg_s)
+    length = np.where(leave_mask, np.maximum(he - np.maximum(tp, s.seg_s), 0.0), held)
+    w = weights(meta, s.ch, vp, floors, noise)
+    cur = w * length[:, None]
+    leave = np.flatnonzero(leave_mask)
+    old, trailing = _left_behind(st, s, leave, tp, he, w)
+    silence = s.t - np.maximum(he, s.seg_s)
+    return Holds(has_pred, held, vp, cur, leave, old, trailing, silence)
+
+
+def _left_behind(st: ChannelState, s: Seq, leave: I64, tp: F64, he: F64, w: F64) -> tuple[F64, F64]:
+    """For readings entering a new segment: the hold part still in the old one, and its end silence."""
+    ep = np.where(s.first[leave], st["seg_end"][s.ch[leave]], s.seg_e[np.maximum(leave - 1, 0)])
+    stop = np.minimum(he[leave], ep)
+    old = w[leave] * np.maximum(stop - tp[leave], 0.0)[:, None]
+    return old, ep - np.maximum(stop, tp[leave])
+
+
+def weights(meta: ChannelState, ch: I64, value: F64, floors: F64, noise: F64) -> F64:
+    """Per-second integrands of a held value: C (or 10^(L/10)), two dose weights, 1 (covered).
+
+    Dose weight 2^((L − criterion)/exchange) where L >= floor, else 0 (29 CFR 1910.95 App. A;
+    30 CFR 62 Table 62-1). Energy 10^(L/10) (ISO 1999, Directive 2003/10/EC Art. 2(b)).
+    """
+    w = np.zeros((value.shape[0], NQ))
+    w[:, Q_PRIMARY] = value
+    w[:, Q_COVERED] = 1.0
+    sound = meta["sound"][ch]
+    if sound.any():
+        idx = np.flatnonzero(sound)
+        lv = value[idx]
+        prof = meta["profile"][ch[idx]]
+        w[idx, Q_PRIMARY] = ex.energy(lv)
+        rate = np.exp2((lv - noise[prof, 0]) / noise[prof, 1])
+        w[idx, Q_DOSE] = np.where(lv >= floors[prof, 0], rate, 0.0)
+        w[idx, Q_DOSE2] = np.where(lv >= floors[prof, 1], rate, 0.0)
+    return w
+
+
+@dataclass(slots=True)
+class Runs:
+    """A channel's consecutive readings in one segment, with the state carried into it."""
+
+    start: I64  # row of each run's first reading
+    end: I64  # row after its last reading
+    chan: I64
+    cont: B  # the run continues the channel's current segment
+    last: B  # the run is its channel's last in this sequence
+    sums: F64  # (R, NQ) segment integrals at the run's last reading
+    running: F64  # (n, NQ) shift-to-date integrals at each reading
+    peak: F64
+    stel_max: F64
+    silence_max: F64
+    n: I64
+
+
+def runs(st: ChannelState, s: Seq, h: Holds, stel: F64) -> Runs:
+    n = s.t.shape[0]
+    new_run = s.first.copy()
+    new_run[1:] |= s.seg_s[1:] != s.seg_s[:-1]
+    start = np.flatnonzero(new_run)
+    end = np.append(start[1:], n).astype(np.int64)
+    rid = np.cumsum(new_run) - 1
+    chan = s.ch[start]
+    cont = s.first[start] & st["has"][chan] & (st["seg_start"][chan] == s.seg_s[start])
+    last = np.append(chan[1:] != chan[:-1], True)
+    base = np.where(cont[:, None], st["acc"][chan], 0.0)
+    csum = np.cumsum(h.cur, axis=0)
+    before = csum[start] - h.cur[start] - base
+    running = csum - before[rid]
+    return Runs(
+        start, end, chan, cont, last, running[end - 1], running,
+        _carry(np.maximum.reduceat(s.v, start), cont, st["peak"][chan]),
+        _carry(np.maximum.reduceat(stel, start), cont, st["stel_max"][chan]),
+        _carry(np.maximum.reduceat(h.silence, start), cont, st["silence_max"][chan]),
+        end - start + np.where(cont, st["n"][chan], 0),
+    )  # fmt: skip
+
+
+def _carry(run_max: F64, cont: B, state_max: F64) -> F64:
+    out: F64 = np.where(cont, np.maximum(run_max, state_max), run_max)
+    return out
+
+
+def advance(st: ChannelState, s: Seq, r: Runs, x: F64) -> None:
+    """Track state after the sequence: each channel's last run is its current segment."""
+    last = np.flatnonzero(r.last)
+    c, row0 = r.chan[last], r.start[last]
+    st["seg_start"][c], st["seg_end"][c], st["seg_shift"][c] = s.seg_s[row0], s.seg_e[row0], s.shift[row0]
+    st["acc"][c] = r.sums[last]
+    st["peak"][c], st["stel_max"][c] = r.peak[last], r.stel_max[last]
+    st["silence_max"][c], st["n"][c] = r.silence_max[last], r.n[last]
+    tail = s.ends - 1
+    st["t_last"][s.chans], st["v_last"][s.chans], st["x_last"][s.chans] = s.t[tail], s.v[tail], x[tail]
+    st["has"][s.chans] = True
+
+
+def running_x(st: ChannelState, s: Seq, h: Holds) -> F64:
+    """X(t_i) = ∫ C dt up to each reading (the STEL integral), continuing the channel's X."""
+    inc = h.held * h.vp
+    csum = np.cumsum(inc)
+    before = csum[s.starts] - inc[s.starts] - st["x_last"][s.chans]
+    out: F64 = csum - before[s.gidx]
+    return out
+
+
+def x_at(st: ChannelState, s: Seq, x: F64, q: F64, rows: I64, max_gap_s: float) -> F64:
+    """X at times q[j] at or after the sequence start of row rows[j]'s channel (exact).
+
+    The last reading at or before q is found with one `searchsorted` over keys made globally
+    increasing by offsetting each channel's times; X(q) = X_j + v_j·min(q − t_j, max_gap).
+    """
+    g = s.gidx[rows]
+    has = st["has"][s.chans]
+    t_last, v_last, x_last = st["t_last"][s.chans], st["v_last"][s.chans], st["x_last"][s.chans]
+    t0 = np.where(has, t_last, s.t[s.starts])
+    offset = np.concatenate(([0.0], np.cumsum(s.t[s.ends - 1] - t0 + 1.0)[:-1]))
+    keys = (s.t - t0[s.gidx]) + offset[s.gidx]
+    j = np.searchsorted(keys, (q - t0[g]) + offset[g], side="right") - 1
+    inside = j >= s.starts[g]
+    jj = np.where(inside, j, s.starts[g])
+    tj = np.where(inside, s.t[jj], t_last[g])
+    vj = np.where(inside, s.v[jj], np.where(has[g], v_last[g], 0.0))
+    xj = np.where(inside, x[jj], x_last[g])
+    out: F64 = xj + vj * np.where(inside | has[g], np.clip(q - tj, 0.0, max_gap_s), 0.0)
+    return out
+
+
+def x_from_bins(st: ChannelState, live: ChannelState, ch: I64, q: F64) -> F64:
+    """X at times q before the channel's open reading, from the STEL bins.
+
+    X is exact at bin ends; inside the bin holding q it is taken as linear in time, which is
+    the engine's one approximation (docs/exposure.md). Channels without history have X = 0.
+    """
+    bins = live["bins"]
+    nb = bins.shape[1]
+    t0, x0 = st["t_last"][ch], st["x_last"][ch]
+    hi = np.floor(t0 / BIN_S).astype(np.int64)
+    b = np.maximum(np.floor(q / BIN_S).astype(np.int64), hi - nb + 2)
+    left = bins[ch, (b - 1) % nb]
+    in_last = b >= hi
+    right = np.where(in_last, x0, bins[ch, b % nb])
+    t_right = np.where(in_last, t0, (b + 1) * BIN_S)
+    span = t_right - b * BIN_S
+    frac = np.clip((q - b * BIN_S) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+    out: F64 = np.where(st["has"][ch], left + (right - left) * frac, 0.0)
+    return out
+
+
+def stel(st: ChannelState, live: ChannelState, s: Seq, x: F64, gas: B, max_gap_s: float) -> F64:
+    """15-min trailing time-weighted mean at each reading: (X(t) − X(t − 900 s))/900 s."""
+    out = np.full(s.t.shape[0], -np.inf)
+    rows = np.flatnonzero(gas)
+    if rows.size == 0:
+        return out
+    q = s.t[rows] - ex.STEL_WINDOW_S
+    chans = s.ch[rows]
+    recent = ~st["has"][chans] | (q >= st["t_last"][chans])
+    xq = np.empty(rows.size)
+    if recent.any():
+        xq[recent] = x_at(st, s, x, q[recent], rows[recent], max_gap_s)
+    old = ~recent
+    if old.any():
+        xq[old] = x_from_bins(st, live, chans[old], q[old])
+    out[rows] = (x[rows] - xq) / ex.STEL_WINDOW_S
+    return out
+
+
+def write_bins(st: ChannelState, live: ChannelState, s: Seq, x: F64, groups: I64, max_gap_s: float) -> None:
+    """Store X at the end of every bin from the open reading to the sequence's last reading."""
+    if groups.size == 0:
+        return
+    nb = live["bins"].shape[1]
+    chans = s.chans[groups]
+    t_new = s.t[s.ends[groups] - 1]
+    t_from = np.where(st["has"][chans], st["t_last"][chans], s.t[s.starts[groups]])
+    b_hi = np.floor(t_new / BIN_S).astype(np.int64)
+    b_lo = np.maximum(np.floor(t_from / BIN_S).astype(np.int64), b_hi - nb + 1)
+    count = b_hi - b_lo + 1
+    rep = np.repeat(np.arange(groups.size), count)
+    b = b_lo[rep] + np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
+    q = np.minimum((b + 1) * BIN_S, t_new[rep])
+    live["bins"][chans[rep], b % nb] = x_at(st, s, x, q, s.starts[groups][rep], max_gap_s)

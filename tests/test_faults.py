@@ -1,0 +1,136 @@
+"""Fault tests on real processes (issue 4): nothing the broker accepted is ever lost.
+
+Each test counts what reached the store through the Store interface, after killing or
+restarting a real process mid-stream: the gateway (SIGKILL), mosquitto, influxd.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from storage.base import HistoryQuery, RecordKind
+from storage.factory import open_store
+from tests.mqtt_helpers import GatewayProcess, Publisher
+from tests.services import Influxd, Mosquitto
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+T0 = float((int(time.time()) // 86400 - 1) * 86400 + 6 * 3600)
+
+
+def sqlite_env(broker: Mosquitto, tmp: Path, client: str) -> dict[str, str]:
+    return {
+        "OSH_MQTT_URL": broker.url,
+        "OSH_STORE": "sqlite",
+        "OSH_SQLITE_PATH": str(tmp / "osh.sqlite"),
+        "OSH_STATE_DIR": str(tmp / "state"),
+        "OSH_MQTT_CLIENT_ID": client,
+        "OSH_LOG_LEVEL": "WARNING",
+    }
+
+
+def count(
+    kind: str, tmp: Path | None = None, influx: Influxd | None = None, device: str | None = None
+) -> int:
+    if influx is not None:
+        store = open_store(kind="influx", influx_url=influx.url, influx_api="v1", influx_db="faults")
+    else:
+        assert tmp is not None
+        store = open_store(kind="sqlite", sqlite_path=tmp / "osh.sqlite")
+    try:
+        return sum(1 for _ in store.query(HistoryQuery(RecordKind(kind), device=device)))
+    finally:
+        store.close()
+
+
+def publish_stream(
+    port: int, device: str, n: int, per_msg: int = 10, pause_s: float = 0.0
+) -> threading.Thread:
+    """Series messages of `per_msg` CO readings, 1 s apart, n messages in all, QoS 1."""
+
+    def run() -> None:
+        pub = Publisher(port)
+        infos = []
+        try:
+            for k in range(n):
+                values = [5.0 + (k * per_msg + j) % 7 for j in range(per_msg)]
+                payload = {"hazard": "co", "unit": "ppm", "t0": T0 + k * per_msg, "dt": 1.0, "values": values}
+                infos.append(pub.client.publish(f"osh/kop-9/north/{device}/data", json.dumps(payload), qos=1))
+                if pause_s:
+                    time.sleep(pause_s)
+            for info in infos:  # paho resends unacknowledged QoS 1 messages after a reconnect
+                info.wait_for_publish(180)
+        finally:
+            pub.close()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def wait_count(expected: int, timeout: float, **kw: object) -> int:
+    end = time.time() + timeout
+    got = -1
+    while time.time() < end:
+        got = count("readings", **kw)  # type: ignore[arg-type]
+        if got >= expected:
+            return got
+        time.sleep(0.5)
+    return got
+
+
+def test_gateway_sigkill_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    env = sqlite_env(mosquitto, tmp_path, f"gw-kill-{time.time_ns()}")
+    gw = GatewayProcess(env, tmp_path / "gw1.log").start(mosquitto.port)
+    th = publish_stream(mosquitto.port, "kill-1", n=400, pause_s=0.005)
+    time.sleep(1.0)
+    gw.stop(sig=9)  # SIGKILL: no draining, no goodbye
+    th.join(60)
+    gw2 = GatewayProcess(env, tmp_path / "gw2.log").start(mosquitto.port)  # same client id: same session
+    try:
+        assert wait_count(4000, 60, tmp=tmp_path, device="kill-1") == 4000, gw2.tail()
+    finally:
+        assert gw2.stop() == 0
+
+
+def test_broker_restart_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    env = sqlite_env(mosquitto, tmp_path, f"gw-brk-{time.time_ns()}")
+    gw = GatewayProcess(env, tmp_path / "gw.log").start(mosquitto.port)
+    try:
+        th = publish_stream(mosquitto.port, "brk-1", n=300, pause_s=0.005)
+        time.sleep(0.8)
+        mosquitto.restart()
+        th.join(120)
+        assert wait_count(3000, 90, tmp=tmp_path, device="brk-1") == 3000, gw.tail()
+    finally:
+        assert gw.stop() == 0, gw.tail()
+
+
+def test_influxd_down_60s_under_load_spools_and_replays(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
+) -> None:
+    env = {
+        "OSH_MQTT_URL": mosquitto.url,
+        "OSH_STORE": "influx",
+        "OSH_INFLUX_URL": influxd.url,
+        "OSH_INFLUX_API": "v1",
+        "OSH_INFLUX_DB": "faults",
+        "OSH_STATE_DIR": str(tmp_path / "state"),
+        "OSH_MQTT_CLIENT_ID": f"gw-influx-{time.time_ns()}",
+        "OSH_LOG_LEVEL": "WARNING",
+    }
+    gw = GatewayProcess(env, tmp_path / "gw.log").start(mosquitto.port)
+    try:
+        th = publish_stream(mosquitto.port, "inf-1", n=600, pause_s=0.1)  # ~60 s of load
+        time.sleep(2.0)
+        influxd.stop()
+        time.sleep(60.0)
+        influxd.start()
+        th.join(120)
+        assert wait_count(6000, 120, influx=influxd, device="inf-1") == 6000, gw.tail()
+    finally:
+        assert gw.stop() == 0, gw.tail()

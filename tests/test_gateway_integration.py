@@ -1,0 +1,76 @@
+"""The gateway end to end on a real mosquitto and a real SQLite file (`oshmon run` subprocess)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from storage.base import HistoryQuery, RecordKind
+from storage.sqlite import SqliteStore
+from tests.mqtt_helpers import Collector, Publisher, gateway
+from tests.services import Mosquitto
+
+pytestmark = pytest.mark.integration
+T0 = (int(time.time()) // 86400 - 1) * 86400 + 6 * 3600  # yesterday 06:00 UTC: a shift start
+
+
+def env_for(broker: Mosquitto, tmp: Path, profile: str = "eu", client: str = "gw") -> dict[str, str]:
+    return {
+        "OSH_MQTT_URL": broker.url,
+        "OSH_STORE": "sqlite",
+        "OSH_SQLITE_PATH": str(tmp / "osh.sqlite"),
+        "OSH_STATE_DIR": str(tmp / "state"),
+        "OSH_PROFILE": profile,
+        "OSH_MQTT_CLIENT_ID": f"{client}-{time.time_ns()}",
+    }
+
+
+def stored_readings(db: Path, device: str) -> int:
+    store = SqliteStore(db)
+    try:
+        return sum(1 for _ in store.query(HistoryQuery(RecordKind.READINGS, device=device)))
+    finally:
+        store.close()
+
+
+def test_stel_alarm_dead_letters_and_clean_stop(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    col = Collector(mosquitto.port, ["osh/+/alerts", "osh/deadletter", "osh/+/alarms/#"])
+    pub = Publisher(mosquitto.port)
+    try:
+        with gateway(env_for(mosquitto, tmp_path), mosquitto.port, tmp_path / "gw.log") as gw:
+            for i in range(60):  # 10 min at 150 ppm CO, every 10 s, interleaved with bad messages
+                pub.send(
+                    "osh/kop-1/north/gd-1/data",
+                    {"t": T0 + 10 * i, "hazard": "co", "value": 150.0, "unit": "ppm"},
+                )
+                if i % 20 == 0:
+                    pub.send("osh/kop-1/north/gd-1/data", b"{broken")
+            for i in range(60, 120):
+                pub.send(
+                    "osh/kop-1/north/gd-1/data",
+                    {"t": T0 + 10 * i, "hazard": "co", "value": 150.0, "unit": "ppm"},
+                )
+            assert col.wait(
+                lambda c: any(a["rule"] == "stel" and a["event"] == "raised" for a in c.json_on("/alerts")),
+                30,
+            ), gw.tail()
+            alert = next(a for a in col.json_on("/alerts") if a["rule"] == "stel")
+            assert alert["severity"] == "alarm" and alert["hazard"] == "co" and alert["threshold"] == 100.0
+            assert "2017/164" in alert["limit_source"] and alert["action"] and alert["alert_id"]
+            assert col.wait(
+                lambda c: len([d for d in c.json_on("/deadletter") if d["topic"].endswith("gd-1/data")]) == 3,
+                10,
+            )
+            assert col.wait(
+                lambda c: any("/alarms/north/gd-1/co/stel" in t for _, t, p, _ in c.messages if p), 10
+            )
+            assert col.wait(lambda _: stored_readings(tmp_path / "osh.sqlite", "gd-1") == 120, 10)
+            # Exactly one raised STEL alert for 20 minutes above the limit: repeats update it.
+            raised = [a for a in col.json_on("/alerts") if a["rule"] == "stel" and a["event"] == "raised"]
+            assert len(raised) == 1
+            assert gw.stop() == 0, gw.tail()
+    finally:
+        col.close()
+        pub.close()
