@@ -27,6 +27,29 @@ log = logging.getLogger(__name__)
 
 _ANONYMOUS = "amqtt.plugins.authentication.AnonymousAuthPlugin"
 _LISTENER = "default"  # amqtt requires a listener named "default"
+_HANDLER_LOGGER = "amqtt.mqtt.protocol.handler"
+
+
+class _LatePubackFilter(logging.Filter):
+    """Drop amqtt's "Received PUBACK for unknown pending message" / "PUBACK waiter ... already
+    done" warnings.
+
+    amqtt 0.12.1 logs it when a QoS 1 subscriber disconnects right after acknowledging a message
+    (seen in about half the runs of tests/test_broker.py, never when the client waits 0.2 s):
+    connection teardown races with the PUBACK handling, which runs as its own task; the broker
+    also registers its ack waiter only after the PUBLISH is written. The message was delivered
+    and acknowledged either way (cf. Yakifo/amqtt#100). A PUBACK that never comes still shows
+    as amqtt's "Timeout waiting for PUBACK" warning, which is not filtered.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        late = text.startswith("Received PUBACK for unknown pending message")
+        return not (late or (text.startswith("PUBACK waiter with Id") and text.endswith("already done")))
+
+
+_late_puback_filter = _LatePubackFilter()
+_running = 0  # brokers in this process; the filter stays while any of them runs
 
 
 class EmbeddedBroker:
@@ -75,11 +98,10 @@ class EmbeddedBroker:
         try:
             await broker.start()
         except (BrokerError, AMQTTError, OSError) as exc:
-            raise ConfigError(
-                f"cannot start the embedded MQTT broker on {where}: {exc.__cause__ or exc}"
-            ) from None
+            raise ConfigError(f"cannot start the embedded MQTT broker on {where}: {exc.__cause__ or exc}") from None
         self._broker = broker
         self._port = _bound_port(broker)
+        _filter_late_pubacks(+1)
         log.info("embedded MQTT broker listening on %s", self.url)
 
     async def stop(self) -> None:
@@ -87,6 +109,7 @@ class EmbeddedBroker:
         broker, self._broker = self._broker, None
         if broker is not None:
             await broker.shutdown()
+            _filter_late_pubacks(-1)
             log.info("embedded MQTT broker on port %s stopped", self._port)
         self._port = None
 
@@ -100,6 +123,16 @@ class EmbeddedBroker:
         await self.stop()
 
 
+def _filter_late_pubacks(delta: int) -> None:
+    global _running
+    _running += delta
+    handler_log = logging.getLogger(_HANDLER_LOGGER)
+    if _running > 0:
+        handler_log.addFilter(_late_puback_filter)  # no-op when already there
+    else:
+        handler_log.removeFilter(_late_puback_filter)
+
+
 def _check_free(host: str, port: int, where: str) -> None:
     """Fail with a one-line reason before amqtt would log a traceback for a taken port."""
     if port == 0:
@@ -109,9 +142,7 @@ def _check_free(host: str, port: int, where: str) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio.start_server does
             s.bind((host, port))
     except OSError as exc:
-        raise ConfigError(
-            f"cannot start the embedded MQTT broker on {where}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"cannot start the embedded MQTT broker on {where}: {exc.strerror or exc}") from None
 
 
 def _bound_port(broker: Broker) -> int:

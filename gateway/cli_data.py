@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import sys
 import time
 from enum import StrEnum
@@ -9,6 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from gateway.config import load_settings
 from gateway.runtime import open_configured_store, profile_book, pseudonym_key
@@ -73,14 +77,26 @@ def limits(
     config: ConfigOpt = None,
 ) -> None:
     """Print every limit of a profile with its value, source and the action to take."""
-    from reports.history import render_rows
-    from rules.profiles import describe_limits
-
     settings = load_settings(config)
     book = profile_book(settings)
     name = profile or settings.profile
+    if name not in book.names():
+        raise ConfigError(f"limit profile {name!r} not found; available: {', '.join(sorted(book.names()))}")
     rows = describe_limits(book, name)
-    render_rows(rows, list(rows[0]) if rows else [], str(fmt), sys.stdout, title=f"Limits — profile {name}")
+    if fmt is OutFormat.JSON:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+    elif fmt is OutFormat.CSV:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        cols = ("hazard", "rule", "severity", "threshold", "unit", "label", "source", "action")
+        table = Table(title=f"Limits — profile {name}", show_lines=True)
+        for col in cols:
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(*(str(r.get(c, "")) for c in cols))
+        Console().print(table)
 
 
 report_app = typer.Typer(help="Reports for social-dialogue committees.", no_args_is_help=True)

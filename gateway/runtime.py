@@ -11,9 +11,12 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+import numpy as np
 import orjson
 from pydantic import SecretStr
 
@@ -30,12 +33,13 @@ from rules.errors import ConfigError
 from rules.profiles import ProfileBook
 from rules.results import EngineResult, ExposureRecord
 from rules.shifts import SiteConfig
-from rules.types import ReadingBatch
-from storage.base import Store
+from rules.types import ChannelKey, Hazard, ReadingBatch
+from storage.base import HistoryQuery, RecordKind, Store
 
 log = logging.getLogger(__name__)
 
 ALERT_CHECKPOINT = "alerts.json"
+STEL_WINDOW_S = 15 * 60.0  # the longest trailing window a rule looks back over
 
 
 def profile_book(settings: Settings) -> ProfileBook:
@@ -119,7 +123,35 @@ class Runtime:
         alerts = _load_alerts(settings)
         side: list[AlertEvent] = []
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
-        return cls(settings, book, engine, alerts, store, SensorHealth(alerts), sinks, side)
+        rt = cls(settings, book, engine, alerts, store, SensorHealth(alerts), sinks, side)
+        rt.rebuild_engine(time.time())
+        return rt
+
+    def rebuild_engine(self, now_s: float) -> int:
+        """Replay the running shifts' readings from the store, so a restart does not reset
+        STEL/TWA/dose (SPEC §6). Conditions from the replay are dropped: the alert book was
+        restored from its checkpoint and must not notify anyone twice."""
+        longest_shift_s = max([s.shift_hours for s in self.settings.sites.values()] + [8.0]) * 3600.0
+        since = now_s - longest_shift_s - STEL_WINDOW_S - self.settings.shift_grace_s
+        keys: dict[tuple[str, str, str, str, str | None], int] = {}
+        chan: list[int] = []
+        t_s: list[float] = []
+        value: list[float] = []
+        for row in self.store.query(HistoryQuery(RecordKind.READINGS, t_from_s=since)):
+            k = (row["site"], row["zone"], row["device"], row["hazard"], row["worker"] or None)
+            cid = keys.get(k)
+            if cid is None:
+                cid = keys[k] = self.engine.registry.id_for(ChannelKey(k[0], k[1], k[2], Hazard(k[3]), k[4]))
+            chan.append(cid)
+            t_s.append(datetime.fromisoformat(row["t"]).timestamp())
+            value.append(float(row["value"]))
+        if chan:
+            batch = ReadingBatch(np.array(chan, np.int64), np.array(t_s), np.array(value))
+            result = self.engine.ingest(batch)
+            if result.exposures:
+                self.store.write_exposures(result.exposures)
+            log.info("rebuilt running exposure state from %d stored readings", len(chan))
+        return len(chan)
 
     # -- per batch --------------------------------------------------------------------------------
     def write_readings(self, batch: ReadingBatch) -> None:

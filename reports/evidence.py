@@ -127,9 +127,7 @@ def export_evidence(
                        ("alerts.csv", RecordKind.ALERTS)):  # fmt: skip
         rows = store.query(HistoryQuery(kind, site=site, t_from_s=t_from_s, t_to_s=t_to_s))
         counts[name], digests[name] = _write_rows(out_dir / name, rows, kind)
-    alerts = lifecycles(
-        store.query(HistoryQuery(RecordKind.ALERTS, site=site, t_from_s=t_from_s, t_to_s=t_to_s))
-    )
+    alerts = lifecycles(store.query(HistoryQuery(RecordKind.ALERTS, site=site, t_from_s=t_from_s, t_to_s=t_to_s)))
     counts["alert_handling.csv"] = write_csv(
         out_dir / "alert_handling.csv", ALERT_COLUMNS, (alert_handling_row(a) for a in alerts)
     )
@@ -140,9 +138,7 @@ def export_evidence(
     return _write_manifest(out_dir, digests)
 
 
-def _write_meta(
-    out_dir: Path, site: str, t_from_s: float, t_to_s: float, now_s: float, counts: dict[str, int]
-) -> None:
+def _write_meta(out_dir: Path, site: str, t_from_s: float, t_to_s: float, now_s: float, counts: dict[str, int]) -> None:
     meta = {
         "schema": SCHEMA, "site": site, "from": rfc3339(t_from_s), "to": rfc3339(t_to_s),
         "generated_at": rfc3339(now_s), "oshmon_version": oshmon_version(), "rows": counts,

@@ -40,9 +40,7 @@ class SegSpec:
     def __post_init__(self) -> None:
         bad = [f for f in self.fields if f not in SEG_FIELDS]
         if bad or "hazard" not in self.fields:
-            raise ValueError(
-                f"SEG fields must include 'hazard' and come from {SEG_FIELDS}; got {self.fields}"
-            )
+            raise ValueError(f"SEG fields must include 'hazard' and come from {SEG_FIELDS}; got {self.fields}")
 
     def labels(self, t: ShiftTable, *, short: bool = False) -> npt.NDArray[np.object_]:
         """SEG ids ("kop-1/face-3/co"); `short` leaves out site and hazard (shown around it)."""
@@ -115,9 +113,7 @@ def _mode_or_nan(x: npt.NDArray[np.float64]) -> float:
     return float(vals[np.argmax(counts)])
 
 
-def _hist_range(
-    v: npt.NDArray[np.float64], decibel: bool, limit: float, action: float
-) -> tuple[float, float]:
+def _hist_range(v: npt.NDArray[np.float64], decibel: bool, limit: float, action: float) -> tuple[float, float]:
     top = float(np.quantile(v, HISTOGRAM_TOP_QUANTILE))
     if decibel:
         floor_at = min(float(np.quantile(v, 0.005)), action if math.isfinite(action) else top)

@@ -34,12 +34,8 @@ def _share_items(lang: Lang, hz: Mapping[str, Any], before: Mapping[str, Any]) -
     out = []
     _ = lang.gettext
     texts = {
-        "share_above_action": _(
-            "%(hazard)s: %(now)s of shifts reached the action level (last month %(before)s)."
-        ),
-        "share_above_limit": _(
-            "%(hazard)s: %(now)s of shifts reached the limit value (last month %(before)s)."
-        ),
+        "share_above_action": _("%(hazard)s: %(now)s of shifts reached the action level (last month %(before)s)."),
+        "share_above_limit": _("%(hazard)s: %(now)s of shifts reached the limit value (last month %(before)s)."),
     }
     for key, text in texts.items():
         now, was = hz.get(key), before.get(key)
@@ -85,9 +81,7 @@ def _changed(now: float, was: float, minimum: float) -> bool:
     return abs(now - was) >= minimum and abs(now - was) >= MIN_RELATIVE_CHANGE * max(abs(was), 1e-9)
 
 
-def _alert_items(
-    lang: Lang, now: Mapping[str, Any], was: Mapping[str, Any] | None
-) -> list[tuple[float, Item]]:
+def _alert_items(lang: Lang, now: Mapping[str, Any], was: Mapping[str, Any] | None) -> list[tuple[float, Item]]:
     if not was:
         return []
     _ = lang.gettext
@@ -160,15 +154,11 @@ def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
             rest,
         )
         items.append(_item("en689_non_compliant_more", text % {"n": lang.int(rest)}, count=rest))
-    unsure = [
-        _group(lang, hz["hazard"], s) for s in hz["segs"] if s["verdict"] in ("no_decision", "insufficient")
-    ]
+    unsure = [_group(lang, hz["hazard"], s) for s in hz["segs"] if s["verdict"] in ("no_decision", "insufficient")]
     if unsure:
         text = lang.ngettext(
-            "%(n)s group has too few valid shifts for an EN 689 verdict: "
-            "decide how to measure it (%(segs)s).",
-            "%(n)s groups have too few valid shifts for an EN 689 verdict: "
-            "decide how to measure them (%(segs)s).",
+            "%(n)s group has too few valid shifts for an EN 689 verdict: decide how to measure it (%(segs)s).",
+            "%(n)s groups have too few valid shifts for an EN 689 verdict: decide how to measure them (%(segs)s).",
             len(unsure),
         ) % {"n": lang.int(len(unsure)), "segs": "; ".join(unsure[:MAX_NAMED_SEGS])}
         items.append(_item("en689_undecided", text, segs=unsure))

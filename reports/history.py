@@ -33,9 +33,7 @@ TABLE_COLUMNS: dict[RecordKind, tuple[str, ...]] = {
     RecordKind.ALERTS: ("t", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker",
                         "value", "threshold", "unit", "by", "note", "alert_id"),
 }  # fmt: skip
-_NUMERIC = frozenset(
-    {"value", "twa8", "stel15_max", "peak", "coverage", "max_gap_s", "lex8h", "dose_pct", "threshold"}
-)
+_NUMERIC = frozenset({"value", "twa8", "stel15_max", "peak", "coverage", "max_gap_s", "lex8h", "dose_pct", "threshold"})
 
 
 def _csv_cell(v: Any) -> Any:

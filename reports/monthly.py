@@ -26,6 +26,7 @@ from reports.charts import alerts_svg, distribution_svg, trend_svg
 from reports.exposure_stats import SegSpec, groups, hazard_summary
 from reports.i18n import Lang
 from reports.monthly_files import write_tables
+from reports.profile_limits import profile_tiers
 from reports.quality import device_rows, quality_summary
 from reports.render import MAX_HTML_ROWS, clean_floats, render_html
 from reports.shifts import MIN_VALID_COVERAGE, ShiftTable, parse_exposures, pseudonym
@@ -114,14 +115,13 @@ def _charts(sites: Sequence[Mapping[str, Any]], lang: Lang) -> dict[str, str]:
 
 
 def _load(
-    store: Store, month: str, site: str | None, months: Sequence[str], key: bytes | None
-) -> tuple[ShiftTable, list[AlertLife]]:
+    store: Store, month: str, site: str | None, months: Sequence[str], key: bytes | None,
+    profile_rows: Sequence[Mapping[str, str]],
+) -> tuple[ShiftTable, list[AlertLife]]:  # fmt: skip
     first, _ = month_bounds(months[0])
     _, end = month_bounds(month)
-    q = HistoryQuery(
-        RecordKind.EXPOSURES, site=site, t_from_s=first - QUERY_MARGIN_S, t_to_s=end + QUERY_MARGIN_S
-    )
-    table = parse_exposures(store.query(q), set(months), key)
+    q = HistoryQuery(RecordKind.EXPOSURES, site=site, t_from_s=first - QUERY_MARGIN_S, t_to_s=end + QUERY_MARGIN_S)
+    table = parse_exposures(store.query(q), set(months), key, profile_tiers(profile_rows))
     q = HistoryQuery(RecordKind.ALERTS, site=site, t_from_s=first, t_to_s=end + ACK_LOOKAHEAD_S)
     lives = lifecycles(store.query(q))
     if key is not None:
@@ -154,11 +154,11 @@ def build_monthly(
     seg = seg or SegSpec()
     months = previous_months(month, max(2, trend_months))
     start, end = month_bounds(month)
-    table, lives = _load(store, month, site, months, pseudonym_key if pseudonymise else None)
+    profile_rows = list(limits_profile_rows or [])
+    table, lives = _load(store, month, site, months, pseudonym_key if pseudonymise else None, profile_rows)
     names = sorted(set(table.site.tolist()) | {a.site for a in lives} | ({site} if site else set()))
     open_at = min(end, now_s)
     sites = [site_summary(s, table, lives, months, seg, language, open_at) for s in names]
-    profile_rows = list(limits_profile_rows or [])
     summary = clean_floats({
         "schema": SCHEMA, "version": oshmon_version(), "month": month, "site_filter": site, "lang": lang,
         "generated_at": rfc3339(now_s), "generated_at_s": now_s,

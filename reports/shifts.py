@@ -24,6 +24,7 @@ from rules.types import SOUND_LEVEL_HAZARDS, Hazard
 F64 = npt.NDArray[np.float64]
 Obj = npt.NDArray[np.object_]
 Bool = npt.NDArray[np.bool_]
+Tiers = dict[tuple[str, str], float]
 
 #: A shift figure counts only when data covered at least 2 h of the 8-h shift: EN 689:2018
 #: asks for at least 2 h of sampling for an 8-h OELV (anchors.md §C1, [EN3]).
@@ -46,7 +47,7 @@ DECIBEL_METRICS = frozenset({"lex8h"})
 EN689_EXCLUDED = SOUND_LEVEL_HAZARDS | {Hazard.O2}
 
 
-def limit_tiers(limits: Mapping[str, float]) -> dict[tuple[str, str], float]:
+def limit_tiers(limits: Mapping[str, float]) -> Tiers:
     """`{"limit_twa8": 20, "action_twa8": 10, ...}` → {("limit"|"action", metric): value}.
 
     Keys are `[limit_][<tier words>_]<metric>`; a key with the word "action" or "warning" is an
@@ -54,7 +55,7 @@ def limit_tiers(limits: Mapping[str, float]) -> dict[tuple[str, str], float]:
     When several keys give one tier of one metric (lower and upper action values), the lowest
     counts: it is the first one reached.
     """
-    tiers: dict[tuple[str, str], float] = {}
+    tiers: Tiers = {}
     for key, value in limits.items():
         parts = key.lower().split("_")
         metric = next(
@@ -80,8 +81,9 @@ class Judged:
     stel_limit: float
 
 
-def judge(hazard: str, limits: Mapping[str, float]) -> Judged:
-    tiers = limit_tiers(limits)
+def judge(hazard: str, limits: Mapping[str, float], defaults: Mapping[tuple[str, str], float] | None = None) -> Judged:
+    """The primary metric and thresholds of a record; `defaults` fill tiers the record lacks."""
+    tiers = {**(defaults or {}), **limit_tiers(limits)}
     order = PRIMARY_ORDER_SOUND if hazard in SOUND_LEVEL_HAZARDS else PRIMARY_ORDER_OTHER
     metric = next((m for m in order if ("limit", m) in tiers), "")
     if not metric and hazard in SOUND_LEVEL_HAZARDS:
@@ -148,16 +150,19 @@ def _limits_of(row: Mapping[str, Any]) -> dict[str, float]:
 class _Parser:
     """Caches the per-limits judgement and the per-worker pseudonym across rows."""
 
-    def __init__(self, pseudonym_key: bytes | None) -> None:
+    def __init__(self, pseudonym_key: bytes | None, defaults: Mapping[tuple[str, str], Tiers]) -> None:
         self.key = pseudonym_key
-        self.judged: dict[tuple[str, tuple[tuple[str, float], ...]], Judged] = {}
+        self.defaults = defaults
+        self.judged: dict[tuple[str, str, tuple[tuple[str, float], ...]], Judged] = {}
         self.names: dict[str, str] = {}
 
-    def judge(self, hazard: str, limits: dict[str, float]) -> Judged:
-        ck = (hazard, tuple(sorted(limits.items())))
+    def judge(self, row: Mapping[str, Any]) -> Judged:
+        hazard, profile, limits = str(row["hazard"]), str(row.get("profile") or ""), _limits_of(row)
+        ck = (hazard, profile, tuple(sorted(limits.items())))
         found = self.judged.get(ck)
         if found is None:
-            found = self.judged[ck] = judge(hazard, limits)
+            d = self.defaults.get((profile, hazard)) or self.defaults.get(("", hazard))
+            found = self.judged[ck] = judge(hazard, limits, d)
         return found
 
     def worker(self, worker: str | None) -> str:
@@ -172,20 +177,24 @@ class _Parser:
 
 
 def parse_exposures(
-    rows: Iterable[Mapping[str, Any]], months: set[str] | None, pseudonym_key: bytes | None
+    rows: Iterable[Mapping[str, Any]],
+    months: set[str] | None,
+    pseudonym_key: bytes | None,
+    defaults: Mapping[tuple[str, str], Tiers] | None = None,
 ) -> ShiftTable:
     """Final exposure rows (latest per channel and shift) of the given months → a ShiftTable.
 
     `pseudonym_key=None` keeps worker ids as stored; otherwise they become `pseudonym(id, key)`.
+    `defaults` ({(profile, hazard): tiers}, profile "" for any) fill thresholds a record lacks.
     """
     latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for row in rows:
         shift = row.get("shift") or ""
         if row.get("final") and (months is None or shift[:7] in months):
             latest[tuple(row.get(c) for c in _KEY_COLS)] = row
-    p = _Parser(pseudonym_key)
+    p = _Parser(pseudonym_key, defaults or {})
     recs = list(latest.values())
-    judged = [p.judge(str(r["hazard"]), _limits_of(r)) for r in recs]
+    judged = [p.judge(r) for r in recs]
     value = [_f(r.get(METRIC_COLUMN[j.metric])) for r, j in zip(recs, judged, strict=True)]
     cov = np.array([_f(r.get("coverage")) for r in recs], np.float64)
     faulty = np.array([bool(r.get("sensor_faulty")) for r in recs], np.bool_)

@@ -11,7 +11,7 @@ import numpy as np
 from rules import exposure as ex
 from rules.profiles import ProfileBook, limit_tier
 from rules.results import ExposureRecord
-from rules.state import NQ, Q_COVERED, Q_DOSE, Q_ENERGY, Q_VALUE
+from rules.state import NQ, Q_COVERED, Q_DOSE, Q_PRIMARY
 from rules.types import SOUND_LEVEL_HAZARDS, ChannelKey, Hazard, RuleKind
 
 #: Record field name for the limit of each rule (SPEC §4: `limit_twa8` etc.).
@@ -55,14 +55,14 @@ def make_record(
     """twa8 = ∫C dt / 8 h (noise: LEX,8h), coverage = covered / segment length (SPEC §3)."""
     acc = np.asarray(seg.acc, dtype=np.float64).reshape(NQ)
     sound = key.hazard in SOUND_LEVEL_HAZARDS
-    lex = float(ex.lex8h(float(acc[Q_ENERGY]))) if sound else None
+    lex = float(ex.lex8h(float(acc[Q_PRIMARY]))) if sound else None
     length = seg.end_s - seg.start_s
     return ExposureRecord(
         key=key,
         shift=seg.label,
         shift_start_s=seg.start_s,
         shift_end_s=seg.end_s,
-        twa8=lex if lex is not None else float(ex.twa8(float(acc[Q_VALUE]))),
+        twa8=lex if lex is not None else float(ex.twa8(float(acc[Q_PRIMARY]))),
         stel15_max=None if sound or not math.isfinite(seg.stel_max) else seg.stel_max,
         peak=seg.peak,
         coverage=float(min(1.0, acc[Q_COVERED] / length)) if length > 0 else 0.0,

@@ -169,3 +169,46 @@ def _shifts_between(
 def shift_label(site: SiteConfig, t_s: float) -> str:
     """The shift id holding `t_s`, or "" when `t_s` falls between shifts."""
     return ShiftCalendar(site).segment_at(t_s).label
+
+
+@dataclass(slots=True)
+class SiteBook:
+    """The calendars of every site seen, by dense site id, and the latest event time per site."""
+
+    configs: dict[str, SiteConfig]
+    index: dict[str, int] = field(default_factory=dict)
+    calendars: list[ShiftCalendar] = field(default_factory=list)
+    max_t: list[float] = field(default_factory=list)
+
+    def id_for(self, name: str) -> int:
+        found = self.index.get(name)
+        if found is None:
+            found = len(self.calendars)
+            self.index[name] = found
+            self.calendars.append(ShiftCalendar(self.configs.get(name) or SiteConfig(name)))
+            self.max_t.append(-math.inf)
+        return found
+
+    def segments(self, site: I64, cached: tuple[F64, F64, np.ndarray], t: F64) -> tuple[F64, F64, np.ndarray]:
+        """(start, end, is-shift) of the segment holding each time; `cached` is each row's
+        channel's current segment, looked up in the site calendars only where it does not hold."""
+        seg_s, seg_e, is_shift = (a.copy() for a in cached)
+        miss = ~((t >= seg_s) & (t < seg_e))
+        if miss.any():
+            for s in np.unique(site[miss]).tolist():
+                m = miss & (site == s)
+                cal = self.calendars[s]
+                i = cal.locate(t[m])
+                seg_s[m], seg_e[m], is_shift[m] = cal.starts[i], cal.ends[i], cal.is_shift[i]
+        return seg_s, seg_e, is_shift
+
+    def note_times(self, site: I64, t: F64) -> None:
+        """Remember the latest event time of each site (a site's shift closes once it moves past)."""
+        if t.shape[0] == 0:
+            return
+        latest = np.full(len(self.calendars), -np.inf)
+        np.maximum.at(latest, site, t)
+        self.max_t = np.maximum(np.asarray(self.max_t), latest).tolist()
+
+    def label(self, site: int, start_s: float) -> str:
+        return self.calendars[site].segment_at(start_s).label

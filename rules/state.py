@@ -35,8 +35,10 @@ Spec = dict[str, tuple[Any, tuple[int, ...], Any]]
 
 
 def bins_for(reorder_s: float) -> int:
-    """Bins needed so that a replay from `reorder_s` back still finds 900 s + 2 bins of history."""
-    return math.ceil((reorder_s + _WINDOW_S) / BIN_S) + 3
+    """Bins for STEL history: a replay may start at the last reading evicted from the ring, up to
+    `reorder_s` + 900 s back (older ones are followed by a silence of 900 s or more, when no bin
+    is needed), and its first STEL looks 900 s further back."""
+    return math.ceil((reorder_s + 2 * _WINDOW_S) / BIN_S) + 3
 
 
 def meta_spec() -> Spec:

@@ -7,7 +7,7 @@ comparison `sign·value >= sign·threshold` and one `argmax`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class TierTable:
     dose_floor: F64  # (P, DOSE_SLOTS) integration thresholds per profile (dBA)
     noise_param: F64  # (P, 2) criterion_db, exchange_db per profile
     profile_index: dict[str, int]
+    mixed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # (G, R) both directions
 
     @staticmethod
     def compile(book: ProfileBook) -> TierTable:
@@ -63,6 +64,7 @@ class TierTable:
         )  # fmt: skip
         for p_i, name in enumerate(names):
             t._fill_profile(book, p_i, name)
+        t.mixed = ((t.sign != t.sign[..., :1]) & (t.lid >= 0)).any(axis=2)
         return t
 
     def _fill_profile(self, book: ProfileBook, p_i: int, name: str) -> None:

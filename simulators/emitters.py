@@ -114,9 +114,7 @@ class Emitter:
             seqs = (seq0 + c).tolist()
             if ch.hazard == "noise_peak":  # follows the noise channel it is derived from
                 peaks = self._peaks(c, laeq, first, chunk).tolist()
-                columns.append(
-                    single_payloads(due.tolist(), ch.hazard, ch.unit, peaks, seqs, self.device.worker)
-                )
+                columns.append(single_payloads(due.tolist(), ch.hazard, ch.unit, peaks, seqs, self.device.worker))
                 continue
             laeq = self._values(c, t.ravel(), chunk).reshape(t.shape)
             columns.append(self._series_payloads(c, t, first, laeq, seqs))

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from simulators.baseline import ChannelModel, channel_model
 from simulators.emitters import Emitter
-from simulators.incidents import Incident, SilentSensor
+from simulators.incidents import Incident
 from simulators.layout import Device, MineSpec, Shape
-from simulators.messages import QOS_STATUS, SimMessage, status_payload
+from simulators.messages import SimMessage
 from simulators.scenarios import Scenario
+from simulators.status import status_messages
 
 DEFAULT_PREFIX = "osh"  # SPEC §2: OSH_TOPIC_PREFIX default
 _GOLDEN = 0.6180339887498949  # spreads devices' reporting phases evenly over an interval
 _CHUNK_MIN_S = 3600.0
 _CHUNK_TICKS = 240  # a chunk holds at least this many reporting intervals
-_CALIBRATED_DAYS = (10, 150)  # devices were calibrated this many days before the start
 _MAX_SERIES_VALUES = 10_000  # ~80 KiB of JSON, well inside SPEC's 256 KiB
 
 
@@ -55,10 +54,9 @@ def simulate(
     resolved = scenario.resolve(devices)
     end_s = start_s + duration_s
     emitters = [
-        _emitter(d, spec, resolved.incidents, start_s, end_s, interval_s, series_batch_s, seed, prefix)
-        for d in devices
+        _emitter(d, spec, resolved.incidents, start_s, end_s, interval_s, series_batch_s, seed, prefix) for d in devices
     ]
-    status = _status_events(devices, emitters, resolved.incidents, start_s, end_s, seed, prefix)
+    status = status_messages(emitters, resolved.incidents, start_s, end_s, seed, prefix)
     step = chunk_s or max(_CHUNK_MIN_S, _CHUNK_TICKS * interval_s, *(e.period_s for e in emitters))
     n_chunks = max(1, math.ceil(duration_s / step))
     for chunk in range(n_chunks):
@@ -116,53 +114,6 @@ def _models(device: Device, seed: int) -> tuple[ChannelModel, ...]:
         hazard = "noise" if ch.hazard == "noise_peak" else ch.hazard  # peak is derived from LAeq
         out.append(channel_model(hazard, device.role, device.spec.personal, rng))
     return tuple(out)
-
-
-def _status_events(
-    devices: Sequence[Device],
-    emitters: Sequence[Emitter],
-    incidents: Sequence[Incident],
-    start_s: float,
-    end_s: float,
-    seed: int,
-    prefix: str,
-) -> list[SimMessage]:
-    """Retained `online` at the start; `offline` / `online` around each silent spell."""
-    pairs = zip(devices, emitters, strict=True)
-    online = {d.index: status_payload("online", _metadata(d, e, start_s, seed)) for d, e in pairs}
-    events = [_retained(d, prefix, online[d.index], start_s) for d in devices]
-    for inc in incidents:
-        if not isinstance(inc, SilentSensor):
-            continue
-        for d in (d for d in devices if inc.touches(d)):
-            off = inc.offline_at_s()
-            if off is not None:
-                events.append(_retained(d, prefix, status_payload("offline"), start_s + off))
-            if inc.duration_s is not None:
-                events.append(_retained(d, prefix, online[d.index], start_s + inc.at_s + inc.duration_s))
-    in_run = (e for e in events if e.t_s == start_s or start_s <= e.t_s < end_s)
-    return sorted(in_run, key=lambda e: e.t_s)
-
-
-def _retained(device: Device, prefix: str, payload: bytes, t_s: float) -> SimMessage:
-    return SimMessage(device.topic(prefix, "status"), payload, t_s, QOS_STATUS, retain=True)
-
-
-def _metadata(device: Device, emitter: Emitter, start_s: float, seed: int) -> dict[str, object]:
-    rng = np.random.default_rng([seed, device.index, 0xCA1])
-    days = int(rng.integers(*_CALIBRATED_DAYS))
-    calibrated = (datetime.fromtimestamp(start_s, UTC) - timedelta(days=days)).date().isoformat()
-    meta: dict[str, object] = {
-        "hazards": list(device.hazards),
-        "interval_s": emitter.period_s,
-        "calibrated_on": calibrated,
-        "kind": device.spec.description,
-    }
-    if emitter.sample_s != emitter.period_s:
-        meta["sample_s"] = emitter.sample_s
-    if device.worker is not None:
-        meta["worker"] = device.worker
-    return meta
 
 
 def _chunk(

@@ -81,9 +81,7 @@ KINDS: dict[DeviceKind, KindSpec] = {
         Shape.SERIES,
         (Channel("respirable_dust", "mg/m3", 1.0, 2), Channel("silica", "mg/m3", 1.0, 3)),
     ),
-    DeviceKind.NOISE: KindSpec(
-        "sound level meter", Shape.SERIES, (_NOISE, Channel("noise_peak", "dBC", 1.0, 1))
-    ),
+    DeviceKind.NOISE: KindSpec("sound level meter", Shape.SERIES, (_NOISE, Channel("noise_peak", "dBC", 1.0, 1))),
     DeviceKind.PERSONAL_GAS: KindSpec(
         "personal 4-gas monitor", Shape.MULTI_RFC3339, (_CO, _H2S, _O2, _CH4), personal=True
     ),

@@ -63,9 +63,7 @@ def multi_payloads(
     """Shape 2: `{"t", "readings": [{"hazard", "value", "unit"}, ...]}`; one column per channel."""
     out = []
     for i, (t, s) in enumerate(zip(times, seqs, strict=True)):
-        readings = [
-            {"hazard": h, "value": col[i], "unit": u} for (h, u), col in zip(channels, columns, strict=True)
-        ]
+        readings = [{"hazard": h, "value": col[i], "unit": u} for (h, u), col in zip(channels, columns, strict=True)]
         out.append(_with_tags({"t": t, "readings": readings}, s, worker))
     return out
 

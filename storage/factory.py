@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rules.errors import ConfigError
-from storage.base import Store
+from storage.base import PartialWriteError, Store
 from storage.records import Retention
 
 DEFAULT_SQLITE_PATH = Path("oshmon.db")
@@ -25,9 +26,11 @@ def open_store(
     influx_password: str | None = None,
     retention: Retention | None = None,
     spool_dir: Path | str | None = None,
+    on_rejected: Callable[[PartialWriteError], None] | None = None,
 ) -> Store:
     """A ready store of `kind` (`sqlite` | `influx`); with `spool_dir`, writes that cannot reach
-    the store are spooled there on disk and replayed in order (storage/spool.py)."""
+    the store are spooled there on disk and replayed in order (storage/spooled.py); records the
+    store refuses during a replay go to `on_rejected` (to be dead-lettered)."""
     store: Store
     if kind == "sqlite":
         from storage.sqlite import SqliteStore
@@ -46,5 +49,5 @@ def open_store(
     if spool_dir is not None:
         from storage.spooled import SpooledStore
 
-        store = SpooledStore(store, Path(spool_dir))
+        store = SpooledStore(store, Path(spool_dir), on_rejected=on_rejected)
     return store

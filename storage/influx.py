@@ -66,9 +66,7 @@ class InfluxConfig:
         if self.api not in ("v1", "v2"):
             raise ConfigError(f"OSH_INFLUX_API={self.api!r}: expected 'v1' or 'v2'")
         if self.api == "v2" and not (self.token and self.org and self.bucket):
-            raise ConfigError(
-                "OSH_INFLUX_API=v2 needs OSH_INFLUX_TOKEN, OSH_INFLUX_ORG and OSH_INFLUX_BUCKET"
-            )
+            raise ConfigError("OSH_INFLUX_API=v2 needs OSH_INFLUX_TOKEN, OSH_INFLUX_ORG and OSH_INFLUX_BUCKET")
 
     def __repr__(self) -> str:
         """No secrets: token, password and any user info in the URL are left out."""
@@ -104,9 +102,7 @@ class InfluxStore:
         if user and config.api == "v1":  # v1 users: HTTP Basic (never in the query string)
             client.auth = httpx.BasicAuth(user, config.password or url.password or "")
         gzip_bodies = config.gzip if config.gzip is not None else not _is_loopback(url.host)
-        self.http = InfluxHttp(
-            client, display_url=display, gzip_bodies=gzip_bodies, retry=config.retry, sleep=sleep
-        )
+        self.http = InfluxHttp(client, display_url=display, gzip_bodies=gzip_bodies, retry=config.retry, sleep=sleep)
         self._prefixes = lp.PrefixCache()
         self._lanes = ThreadPoolExecutor(max(1, config.lanes), thread_name_prefix="influx-lane")
         self._ready = False
@@ -154,9 +150,7 @@ class InfluxStore:
         else:
             parts = [batch.channel % lanes == lane for lane in range(lanes)]
             futures = [
-                self._lanes.submit(
-                    self._write_lane, keys, ReadingBatch(batch.channel[m], batch.t_s[m], batch.value[m])
-                )
+                self._lanes.submit(self._write_lane, keys, ReadingBatch(batch.channel[m], batch.t_s[m], batch.value[m]))
                 for m in parts
             ]
             wait(futures)
@@ -192,7 +186,7 @@ class InfluxStore:
     def _write_lines(self, kind: RecordKind, lines: list[str], rejected: list[Rejected]) -> None:
         size = self.config.batch_lines
         chunks = (lines[i : i + size] for i in range(0, len(lines), size))
-        refused = self._write_chunks(kind, chunks)
+        refused = self._write_chunks(kind, chunks) if lines else []
         if rejected or refused:
             raise PartialWriteError(rejected + refused, accepted=len(lines) - len(refused))
 

@@ -182,8 +182,7 @@ def status_error(response: httpx.Response, where: str) -> StoreError:
         return DatabaseMissing(f"InfluxDB {where}: {error_text(response)}", retryable=True)
     if status in (401, 403):
         return StoreError(
-            f"InfluxDB {where} refused the credentials (HTTP {status}): check OSH_INFLUX_TOKEN "
-            "or the user/password",
+            f"InfluxDB {where} refused the credentials (HTTP {status}): check OSH_INFLUX_TOKEN or the user/password",
             retryable=False,
         )
     return StoreError(f"InfluxDB {where}: HTTP {status}: {error_text(response)}", retryable=status >= 500)

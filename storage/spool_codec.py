@@ -46,15 +46,9 @@ def _decode_readings(body: memoryview) -> tuple[list[ChannelKey], ReadingBatch]:
     (size,) = _HEADER_LEN.unpack_from(body)
     header = orjson.loads(body[4 : 4 + size])
     n, start = int(header["n"]), 4 + size
-    arrays = [
-        np.frombuffer(body, dtype, n, start + 8 * n * i).copy()
-        for i, dtype in enumerate(("<i8", "<f8", "<f8"))
-    ]
-    channel, t_s, value = (
-        arrays[0].astype(np.int64),
-        arrays[1].astype(np.float64),
-        arrays[2].astype(np.float64),
-    )
+    channel = np.frombuffer(body, "<i8", n, start).astype(np.int64)
+    t_s = np.frombuffer(body, "<f8", n, start + 8 * n).astype(np.float64)
+    value = np.frombuffer(body, "<f8", n, start + 16 * n).astype(np.float64)
     return [_key(k) for k in header["keys"]], ReadingBatch(channel, t_s, value)
 
 

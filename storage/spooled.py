@@ -92,9 +92,7 @@ class SpooledStore:
 
     def write_readings(self, keys: Sequence[ChannelKey], batch: ReadingBatch) -> None:
         if len(batch):
-            self._write(
-                lambda: self.inner.write_readings(keys, batch), lambda: codec.encode_readings(keys, batch)
-            )
+            self._write(lambda: self.inner.write_readings(keys, batch), lambda: codec.encode_readings(keys, batch))
 
     def write_exposures(self, records: Sequence[ExposureRecord]) -> None:
         if records:

@@ -65,9 +65,7 @@ class SqliteStore:
             raise StoreError(f"cannot open SQLite store {self.path}: {e}", retryable=False) from e
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
-        )
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -95,8 +93,7 @@ class SqliteStore:
         if found is None:
             tags = (key.site, key.zone, key.device, str(key.hazard), key.worker or "")
             db.execute(
-                "INSERT INTO series (site, zone, device, hazard, worker) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
+                "INSERT INTO series (site, zone, device, hazard, worker) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 tags,
             )
             where = "site = ? AND zone = ? AND device = ? AND hazard = ? AND worker = ?"
@@ -123,9 +120,7 @@ class SqliteStore:
     def write_alert_events(self, events: Sequence[AlertEvent]) -> None:
         rows, rejected = [], []
         for e in events:
-            problem = next(
-                (p for n in ("site", "zone", "device", "worker") if (p := _tag_problem(n, e))), None
-            )
+            problem = next((p for n in ("site", "zone", "device", "worker") if (p := _tag_problem(n, e))), None)
             if problem:
                 rejected.append(Rejected(orjson.dumps(e.to_wire()).decode(), problem))
                 continue

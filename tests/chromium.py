@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -47,7 +48,7 @@ def chromium_or_skip() -> str:
 class Page:
     """One browser tab: `call` a DevTools method; `events` keeps every event received."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: Connection) -> None:
         self.ws = ws
         self.ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []

@@ -82,13 +82,15 @@ class GatewayProcess:
         self.env = {**os.environ, **env}
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
 
     def start(self, port: int, prefix: str = "osh") -> GatewayProcess:
+        self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run"],
             cwd=ROOT,
             env=self.env,
-            stdout=self.log.open("ab"),
+            stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -113,6 +115,14 @@ class GatewayProcess:
         return ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        try:
+            return self._stop(sig, timeout)
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def _stop(self, sig: int, timeout: float) -> int | None:
         if self.proc is None:
             return None
         if self.proc.poll() is None:

@@ -20,12 +20,28 @@ from rules.types import ChannelKey, Hazard, RuleKind, Severity
 
 SHIFT_STARTS_H = (6, 14, 22)
 SHIFT_S = 8 * 3600.0
-#: Limits as the engine stores them (EU-like: CO and silica 8-h limits, noise LEX,8h tiers).
+#: Limits as the engine stores them in a record: the limit tier of each rule (rules/records.py).
 LIMITS: dict[Hazard, dict[str, float]] = {
-    Hazard.CO: {"limit_twa8": 20.0, "action_twa8": 10.0, "limit_stel15": 100.0},
-    Hazard.SILICA: {"limit_twa8": 0.1, "action_twa8": 0.05},
-    Hazard.NOISE: {"limit_lex8h": 87.0, "lower_action_lex8h": 80.0, "upper_action_lex8h": 85.0},
+    Hazard.CO: {"limit_twa8": 20.0, "limit_stel15": 100.0},
+    Hazard.SILICA: {"limit_twa8": 0.1},
+    Hazard.NOISE: {"limit_lex8h": 87.0},
 }
+#: Profile rows as `rules.profiles.describe_limits` gives them (EU values; the CO and silica
+#: action levels are a site's own, as a test profile would add them).
+PROFILE_ROWS: list[dict[str, str]] = [
+    {"hazard": h, "rule": r, "severity": s, "threshold": t, "unit": u, "direction": "above", "label": lab,
+     "source": src, "action": ""}
+    for h, r, s, t, u, lab, src in (
+        ("noise", "lex8h", "warning", "80", "dBA", "LEX,8h lower action value", "Directive 2003/10/EC, Art. 3(1)(c)"),
+        ("noise", "lex8h", "warning", "85", "dBA", "LEX,8h upper action value", "Directive 2003/10/EC, Art. 3(1)(b)"),
+        ("noise", "lex8h", "alarm", "87", "dBA", "LEX,8h exposure limit value", "Directive 2003/10/EC, Art. 3(1)(a)"),
+        ("co", "stel", "alarm", "100", "ppm", "CO 15-min limit", "Directive (EU) 2017/164, Annex (CO, 15 min)"),
+        ("co", "twa", "warning", "10", "ppm", "CO 8-h action level", "site rule (test)"),
+        ("co", "twa", "alarm", "20", "ppm", "CO 8-h limit", "Directive (EU) 2017/164, Annex (CO, 8 h)"),
+        ("silica", "twa", "warning", "0.05", "mg/m3", "silica action level", "site rule (test)"),
+        ("silica", "twa", "alarm", "0.1", "mg/m3", "silica 8-h limit", "Directive 2004/37/EC, Annex III"),
+    )
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +62,7 @@ class MonthSpec:
     seed: int = 7
     faulty_rate: float = 0.01
     low_coverage_rate: float = 0.02
-    zone_gm: dict[str, float] = field(
-        default_factory=lambda: {"north-adit": 4.0, "face-3": 9.0, "workshop": 1.5}
-    )
+    zone_gm: dict[str, float] = field(default_factory=lambda: {"north-adit": 4.0, "face-3": 9.0, "workshop": 1.5})
 
 
 def channels(spec: MonthSpec) -> list[Channel]:
@@ -64,9 +78,7 @@ def channels(spec: MonthSpec) -> list[Channel]:
             shift_no = 1 + w % 3
             out.append(Channel(ChannelKey(spec.site, zone, dev, Hazard.CO, worker), gm * 0.8, 2.0, shift_no))
             noise_db = 78.0 + 2.0 * zi + 2.0 * np.log2(spec.gm_scale)
-            out.append(
-                Channel(ChannelKey(spec.site, zone, dev, Hazard.NOISE, worker), noise_db, 3.0, shift_no)
-            )
+            out.append(Channel(ChannelKey(spec.site, zone, dev, Hazard.NOISE, worker), noise_db, 3.0, shift_no))
     return out
 
 

@@ -142,9 +142,7 @@ class Influxd:
 @contextlib.contextmanager
 def run_influxd(*, auth_enabled: bool = False) -> Iterator[Influxd]:
     binary = require("influxd", "influxdb")
-    server = Influxd(
-        binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-influx-")), auth_enabled=auth_enabled
-    )
+    server = Influxd(binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-influx-")), auth_enabled=auth_enabled)
     server.start()
     try:
         yield server

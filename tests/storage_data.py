@@ -22,9 +22,7 @@ KEYS = [
 
 def batch(channel: Any, t_s: Any, value: Any) -> ReadingBatch:
     """A batch from sequences or arrays."""
-    return ReadingBatch(
-        np.asarray(channel, np.int64), np.asarray(t_s, np.float64), np.asarray(value, np.float64)
-    )
+    return ReadingBatch(np.asarray(channel, np.int64), np.asarray(t_s, np.float64), np.asarray(value, np.float64))
 
 
 def grid(n_per_channel: int, step_s: float = 1.0) -> ReadingBatch:
@@ -35,9 +33,7 @@ def grid(n_per_channel: int, step_s: float = 1.0) -> ReadingBatch:
     return ReadingBatch(channel, T0 + i * step_s, channel * 1000.0 + i + 0.25)
 
 
-def exposure(
-    key: ChannelKey = KEYS[0], *, final: bool = True, twa8: float = 12.5, **kw: object
-) -> ExposureRecord:
+def exposure(key: ChannelKey = KEYS[0], *, final: bool = True, twa8: float = 12.5, **kw: object) -> ExposureRecord:
     base: dict[str, object] = dict(
         key=key, shift="2026-11-22/1", shift_start_s=T0, shift_end_s=T0 + 8 * 3600, twa8=twa8,
         stel15_max=40.0, peak=112.4, coverage=0.97, max_gap_s=61.0, profile="eu",

@@ -20,7 +20,7 @@ import pytest
 from reports.monthly import build_monthly
 from storage.sqlite import SqliteStore
 from tests.chromium import A4_WIDTH_PX, chromium_or_skip, headless_page
-from tests.report_data import MonthSpec, alert_events, exposures
+from tests.report_data import PROFILE_ROWS, MonthSpec, alert_events, exposures
 
 NOW = datetime.fromisoformat("2026-12-01T08:00:00Z").timestamp()
 CHART_JS = """JSON.stringify({
@@ -63,7 +63,7 @@ def keep(path: Path) -> None:
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_report_renders_cleanly_with_all_charts(store: SqliteStore, tmp_path: Path, lang: str) -> None:
     chromium = chromium_or_skip()
-    html = build_monthly(store, "2026-11", None, lang, tmp_path / "report", limits_profile_rows=None,
+    html = build_monthly(store, "2026-11", None, lang, tmp_path / "report", limits_profile_rows=PROFILE_ROWS,
                          pseudonym_key=b"k", now_s=NOW)  # fmt: skip
     summary = json.loads((html.parent / "summary.json").read_text())
     with headless_page(chromium, tmp_path / "profile") as page:

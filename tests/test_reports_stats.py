@@ -14,6 +14,7 @@ from reports.exposure_stats import SegSpec, figures, hazard_summary, histogram, 
 from reports.headline import changes, decisions
 from reports.i18n import Lang
 from reports.monthly import month_bounds
+from reports.profile_limits import profile_tiers
 from reports.quality import device_rows, quality_summary
 from reports.shifts import judge, limit_tiers, parse_exposures, pseudonym
 from reports.trend import previous_months
@@ -135,7 +136,9 @@ def test_histogram_counts_every_valid_shift_once() -> None:
 
 
 def test_seg_default_is_site_zone_hazard_and_configurable() -> None:
-    rows = [expo(zone=z, device=f"d{i}", shift=s, twa8=1.0 + i) for z in ("a", "b", "c") for i, s in enumerate(shifts(6))]
+    rows = [
+        expo(zone=z, device=f"d{i}", shift=s, twa8=1.0 + i) for z in ("a", "b", "c") for i, s in enumerate(shifts(6))
+    ]
     t = parse_exposures(rows, None, KEY)
     assert [r["seg"] for r in seg_rows(t, SegSpec())] == ["s1/a/co", "s1/b/co", "s1/c/co"]
     pooled = seg_rows(t, SegSpec(zone_groups={"a": "face", "b": "face"}))
@@ -168,7 +171,9 @@ def test_hazard_summary_lists_zones_and_workers() -> None:
 # -- alerts -----------------------------------------------------------------------------------
 
 
-def alert(alert_id: str, event: str, t: str, severity: str = "alarm", rule: str = "stel", **extra: Any) -> dict[str, Any]:
+def alert(
+    alert_id: str, event: str, t: str, severity: str = "alarm", rule: str = "stel", **extra: Any
+) -> dict[str, Any]:
     row = {
         "t": t, "alert_id": alert_id, "event": event, "severity": severity, "rule": rule, "site": "s1",
         "zone": "z1", "device": "d1", "hazard": "co", "worker": None, "value": 110.0, "threshold": 100.0,
@@ -248,8 +253,11 @@ NO_ALERTS = {"urgent": 0, "ack_median_s": None, "urgent_unacknowledged": 0}
 
 def test_changes_report_meaningful_moves_only() -> None:
     lang = Lang("en")
-    prev = {"hazards": {"co": {"share_above_action": 0.02, "share_above_limit": 0.05}}, "segs": {"s1/z1/co": "compliant"},
-            "alerts": {"urgent": 10, "ack_median_s": 300.0}}  # fmt: skip
+    prev = {
+        "hazards": {"co": {"share_above_action": 0.02, "share_above_limit": 0.05}},
+        "segs": {"s1/z1/co": "compliant"},
+        "alerts": {"urgent": 10, "ack_median_s": 300.0},
+    }
     out = changes(lang, [hz(0.09, 0.055, [seg("non_compliant")])], prev, {"urgent": 4, "ack_median_s": 290.0})
     worse = [i["kind"] for i in out["worse"]]
     assert worse == ["en689_verdict", "share_above_action"]  # limit share moved only 0.5 points
@@ -266,13 +274,15 @@ def test_decisions_name_non_compliant_groups_and_follow_ups() -> None:
     assert kinds == ["en689_non_compliant", "unacknowledged", "calibration_overdue"]
     assert "UTL95,70 is 25.0 ppm" in items[0]["text"]
     assert items[1]["text"].startswith("2 alarms were never acknowledged")
-    none = decisions(lang, [hz(0, 0, [seg("compliant")])], NO_ALERTS, {"calibration_overdue": [], "low_completeness": []})
+    none = decisions(
+        lang, [hz(0, 0, [seg("compliant")])], NO_ALERTS, {"calibration_overdue": [], "low_completeness": []}
+    )
     assert [i["kind"] for i in none] == ["none"]
 
 
 def test_russian_plural_forms_in_headline() -> None:
     lang = Lang("ru")
-    q = {"calibration_overdue": [], "low_completeness": []}
+    q: dict[str, list[str]] = {"calibration_overdue": [], "low_completeness": []}
     texts = [decisions(lang, [], {**NO_ALERTS, "urgent_unacknowledged": n}, q)[0]["text"] for n in (1, 3, 5, 21)]
     assert texts[0].startswith("1 тревога так и не была")
     assert texts[1].startswith("3 тревоги")
@@ -287,3 +297,47 @@ def test_months_and_bounds() -> None:
     assert previous_months("2026-02", 3) == ["2025-12", "2026-01", "2026-02"]
     start, end = month_bounds("2026-12")
     assert end - start == 31 * 86400
+
+
+def test_hazards_without_shift_limits_and_msha_noise_dose() -> None:
+    ch4 = hazard_summary(
+        parse_exposures([expo(hazard="ch4", shift=s, limits={}) for s in shifts(4)], None, KEY), SegSpec()
+    )
+    assert (ch4["limit"], ch4["action"], ch4["share_above_limit"], ch4["segs"]) == (None, None, None, [])
+    assert sum(ch4["histogram"]["counts"]) == 4
+    rows = [
+        expo(hazard="noise", shift=s, lex8h=None, dose_pct=d, limits={"limit_dose_pct": 100.0, "action_dose_pct": 50.0})
+        for s, d in zip(shifts(4), [20.0, 60.0, 120.0, 90.0], strict=True)
+    ]
+    noise = hazard_summary(parse_exposures(rows, None, KEY), SegSpec())
+    assert (noise["metric"], noise["unit"], noise["above_action"], noise["above_limit"]) == ("dose", "%", 3, 1)
+    assert noise["segs"] == []  # EN 689 is for chemical agents
+
+
+def test_profile_rows_fill_the_tiers_a_record_lacks() -> None:
+    rows = [
+        {"profile": "eu", "hazard": "noise", "rule": "lex8h", "severity": "warning", "threshold": "85"},
+        {"profile": "eu", "hazard": "noise", "rule": "lex8h", "severity": "warning", "threshold": "80"},
+        {"profile": "eu", "hazard": "noise", "rule": "lex8h", "severity": "alarm", "threshold": "87"},
+        {"profile": "eu", "hazard": "co", "rule": "level", "severity": "alarm", "threshold": "200"},
+        {
+            "profile": "eu",
+            "hazard": "o2",
+            "rule": "twa",
+            "severity": "alarm",
+            "threshold": "19.5",
+            "direction": "below",
+        },
+        {"hazard": "co", "rule": "twa", "severity": "warning", "threshold": "10"},
+    ]
+    tiers = profile_tiers(rows)
+    assert tiers == {
+        ("eu", "noise"): {("action", "lex8h"): 80.0, ("limit", "lex8h"): 87.0},
+        ("", "co"): {("action", "twa8"): 10.0},
+    }
+    recs = [
+        expo(hazard="noise", shift="2026-11-01/1", lex8h=82.0, limits={"limit_lex8h": 86.0}),  # record's limit wins
+        expo(shift="2026-11-01/2", twa8=12.0, limits={"limit_twa8": 20.0}),  # any profile: action 10
+    ]
+    t = parse_exposures(recs, None, KEY, tiers)
+    assert (t.limit.tolist(), t.action.tolist()) == ([86.0, 20.0], [80.0, 10.0])

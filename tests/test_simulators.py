@@ -77,9 +77,7 @@ def check_data(obj: dict[str, object]) -> tuple[str, list[tuple[str, float, floa
         assert isinstance(obj["worker"], str) and re.fullmatch(r"w-\d+", obj["worker"])
     keys = set(obj) - TAGS
     if keys == {"t", "hazard", "value", "unit"}:
-        return "single", [
-            (str(obj["hazard"]), _time(obj["t"]), _one(obj["hazard"], obj["value"], obj["unit"]))
-        ]
+        return "single", [(str(obj["hazard"]), _time(obj["t"]), _one(obj["hazard"], obj["value"], obj["unit"]))]
     if keys == {"t", "readings"}:
         rs = obj["readings"]
         assert isinstance(rs, list) and rs and all(set(r) == {"hazard", "value", "unit"} for r in rs)
@@ -291,9 +289,7 @@ def test_silent_sensor_stops_publishing_and_goes_offline(demo: Run) -> None:
     assert data and not [t for t in data if at <= t < back]
     assert max(t for t in data if t < at) > at - 61 and min(t for t in data if t >= back) < back + 61
     status = [
-        (m.t_s, orjson.loads(m.payload)["state"])
-        for m in demo.messages
-        if m.topic.endswith(f"{inc.where()}/status")
+        (m.t_s, orjson.loads(m.payload)["state"]) for m in demo.messages if m.topic.endswith(f"{inc.where()}/status")
     ]
     assert status == [(demo.start, "online"), (at + 45, "offline"), (back, "online")]
 
@@ -393,3 +389,19 @@ def test_an_odd_start_time_loses_no_first_reading() -> None:
     msgs = list(simulate(MineSpec(), scenario("quiet"), start, 60.0, 5.0))
     first = next(m for m in msgs if m.topic == "osh/kop-1/north-adit/gd-1/data")
     assert orjson.loads(first.payload)["seq"] == 0 and first.t_s >= start
+
+
+def test_devices_are_recalibrated_before_31_days_pass() -> None:
+    days = 60
+    msgs = simulate(MineSpec(), scenario("quiet"), MONDAY_05H, days * 86400.0, 3600.0, seed=5)
+    calibrated: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for m in msgs:
+        if m.topic.endswith("/status"):
+            on = datetime.fromisoformat(orjson.loads(m.payload)["calibrated_on"] + "T00:00:00+00:00")
+            calibrated[m.topic].append((m.t_s, on.timestamp()))
+    assert len(calibrated) == len(MineSpec().devices())
+    end = MONDAY_05H + days * 86400.0
+    for topic, seen in calibrated.items():
+        ages = [(t - on) / 86400 for t, on in seen] + [(end - seen[-1][1]) / 86400]
+        assert max(ages) <= 29.0, topic  # recalibrated every 28 days: never past a 31-day interval
+        assert len(seen) >= 3, topic  # start + at least two calibrations in 60 days

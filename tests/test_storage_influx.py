@@ -19,6 +19,7 @@ from rules.types import ChannelKey, Hazard
 from storage.base import HistoryQuery, PartialWriteError, RecordKind
 from storage.influx import InfluxConfig, InfluxStore
 from storage.records import Retention, tag_problem
+from storage.sqlite import SqliteStore
 from tests.services import Influxd, VictoriaMetrics, free_port, run_influxd
 from tests.storage_data import KEYS, T0, alert, batch, grid
 
@@ -96,6 +97,9 @@ def test_loopback_server_gets_plain_bodies(store: InfluxStore) -> None:
 def test_unreachable_server_is_a_retryable_error() -> None:
     config = InfluxConfig(url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)
     store = InfluxStore(config, sleep=lambda s: None)  # set-up is deferred, not fatal
+    store.write_exposures([])  # nothing to send: no request, no error
+    store.write_alert_events([])
+    store.write_readings(KEYS, batch([], [], []))
     with pytest.raises(StoreError) as info:
         store.write_readings(KEYS, grid(1))
     assert info.value.retryable and "unreachable" in str(info.value)
@@ -135,9 +139,7 @@ def test_odd_text_round_trips_or_is_refused_with_a_reason(influxd: Influxd, even
     t_from, t_to = event.t_s, event.t_s + 0.5
     got = list(store.query(HistoryQuery(RecordKind.ALERTS, t_from_s=t_from, t_to_s=t_to)))
     assert got == [event.to_wire()]
-    by_tags = HistoryQuery(
-        RecordKind.ALERTS, site=event.site, worker=event.worker, t_from_s=t_from, t_to_s=t_to
-    )
+    by_tags = HistoryQuery(RecordKind.ALERTS, site=event.site, worker=event.worker, t_from_s=t_from, t_to_s=t_to)
     assert list(store.query(by_tags)) == got  # InfluxQL string literals are escaped too
 
 
@@ -182,9 +184,7 @@ def test_v2_write_request_on_victoria_metrics(victoria_metrics: VictoriaMetrics)
     store.write_readings([odd, *KEYS], batch([0, 0, 1], [T0, T0 + 0.25, T0], [1.5, 2.5, 3.0]))
     store.close()
     httpx.get(f"{victoria_metrics.url}/internal/force_flush").raise_for_status()
-    export = httpx.get(
-        f"{victoria_metrics.url}/api/v1/export", params={"match[]": '{__name__="reading_value"}'}
-    )
+    export = httpx.get(f"{victoria_metrics.url}/api/v1/export", params={"match[]": '{__name__="reading_value"}'})
     series = {json.dumps(s["metric"], sort_keys=True): s for s in map(json.loads, export.text.splitlines())}
     labels = {
         "__name__": "reading_value", "site": "kop 1", "zone": "north,adit=2", "device": "gd\\17",
@@ -193,3 +193,36 @@ def test_v2_write_request_on_victoria_metrics(victoria_metrics: VictoriaMetrics)
     got = series[json.dumps(labels, sort_keys=True)]
     assert (got["values"], got["timestamps"]) == ([1.5, 2.5], [int(T0 * 1000), int(T0 * 1000) + 250])
     assert len(series) == 2
+
+
+_sites = itertools.count()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    workers=st.lists(st.none() | tag_text, min_size=1, max_size=3),
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 10**6),
+            st.floats(allow_nan=False, allow_infinity=False, width=64),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_random_readings_give_the_same_rows_in_both_stores(
+    influxd: Influxd, tmp_path_factory: pytest.TempPathFactory, workers: list[str | None], rows: list[Any]
+) -> None:
+    site = f"h{next(_sites)}"  # isolates this example in the shared database
+    keys = [ChannelKey(site, "z 1", f"d,{i}", Hazard.NOISE, w) for i, w in enumerate(workers)]
+    if any(w is not None and tag_problem("worker", w) for w in workers):
+        return
+    b = batch([c % len(keys) for c, _, _ in rows], [T0 + ms / 1000 for _, ms, _ in rows], [v for *_, v in rows])
+    sqlite = SqliteStore(tmp_path_factory.mktemp("h") / "osh.db")
+    influx = _shared_store(influxd)
+    for store in (sqlite, influx):
+        store.write_readings(keys, b)
+    q = HistoryQuery(RecordKind.READINGS, site=site)
+    assert list(influx.query(q)) == list(sqlite.query(q))
+    sqlite.close()

@@ -48,7 +48,7 @@ def test_timeouts_end_in_a_retryable_error() -> None:
         raise httpx.ReadTimeout("slow", request=request)
 
     store = make_store(handler, retry=RetryPolicy(attempts=3))
-    with pytest.raises(StoreError, match="timed out .* after 3 attempts") as info:
+    with pytest.raises(StoreError, match=r"timed out .* after 3 attempts") as info:
         store.write_readings(KEYS, grid(1))
     assert info.value.retryable and len(calls) == 3
 
@@ -121,11 +121,13 @@ class RecordedV2:
     """InfluxDB 2.x answers for an empty server with org `mine` (shapes from the 2.x API docs)."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.requests: list[tuple[str, str, dict[str, str], dict[str, Any]]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
-        body = json.loads(request.content) if request.content and request.url.path != "/api/v2/write" else None
+        body: dict[str, Any] = {}
+        if request.content and request.url.path != "/api/v2/write":
+            body = json.loads(request.content)
         self.requests.append((request.method, request.url.path, params, body))
         route = (request.method, request.url.path)
         if route == ("GET", "/api/v2/buckets"):

@@ -1,0 +1,50 @@
+"""Action levels and limits from the limit profile, for records that do not carry them.
+
+The engine writes each exposure record with the *limit* tier of each rule (`limit_twa8` ...),
+the values in force for that shift. Action levels (the `warning` tiers: EU noise lower/upper
+exposure action values, a site's own TWA action level) come from the profile rows that
+`rules.profiles.describe_limits` returns; the report fills a record's missing tiers from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from reports.shifts import METRIC_ALIASES, Tiers
+
+#: Profile rule → shift metric it limits (point-in-time rules like `level` have none).
+RULE_METRIC = {"twa": "twa8", "stel": "stel15", "lex8h": "lex8h", "dose": "dose"}
+#: Severities that are action levels; alarm and critical tiers are limits.
+ACTION_SEVERITIES = frozenset({"warning"})
+
+
+def _tier_of(row: Mapping[str, str]) -> tuple[str, str, float] | None:
+    """(tier, metric, threshold) of one profile row, or None when it limits no shift metric."""
+    metric = RULE_METRIC.get(row.get("rule", ""))
+    if metric is None or metric not in METRIC_ALIASES.values() or row.get("direction", "above") != "above":
+        return None
+    try:
+        threshold = float(row["threshold"])
+    except (KeyError, ValueError):
+        return None
+    tier = "action" if row.get("severity") in ACTION_SEVERITIES else "limit"
+    return tier, metric, threshold
+
+
+def profile_tiers(rows: Iterable[Mapping[str, str]]) -> dict[tuple[str, str], Tiers]:
+    """{(profile or "", hazard): {(tier, metric): threshold}} from `describe_limits` rows.
+
+    The mildest (lowest) threshold of each tier counts: the first action level reached, and the
+    mildest alarm tier, which is what `rules.profiles.limit_tier` calls the limit. Rows without
+    a "profile" key apply to every profile.
+    """
+    out: dict[tuple[str, str], Tiers] = {}
+    for row in rows:
+        found = _tier_of(row)
+        if found is None:
+            continue
+        tier, metric, threshold = found
+        tiers = out.setdefault((row.get("profile", ""), row.get("hazard", "")), {})
+        old = tiers.get((tier, metric))
+        tiers[(tier, metric)] = threshold if old is None else min(old, threshold)
+    return out
