@@ -143,7 +143,9 @@ def machine() -> str:
     return f"`{uname}`; nproc {os.cpu_count()}; CPU {cpu}; Python {platform.python_version()}"
 
 
-def report(args: argparse.Namespace, influx: dict[str, float], sqlite: dict[int, float], version: str) -> str:
+def report(
+    args: argparse.Namespace, influx: dict[str, float], sqlite: dict[int, float], version: str, load: str
+) -> str:
     ratio = influx["ratio"]
     verdict = "met" if ratio >= 0.8 and influx["oshmon"] >= 200_000 else "NOT met"
     return "\n".join([
@@ -152,7 +154,8 @@ def report(args: argparse.Namespace, influx: dict[str, float], sqlite: dict[int,
         "",
         f"Command: `.venv/bin/python -m bench.write --points {args.points} --series {args.series} "
         f"--rounds {args.rounds}` ({time.strftime('%Y-%m-%d')}), or `make bench`.",
-        f"Machine: {machine()}; influxd {version} on loopback (started by `tests.services.run_influxd`).",
+        f"Machine: {machine()}; influxd {version} on loopback (started by `tests.services.run_influxd`); "
+        f"load average {load} (1-min, before/after: other jobs share the machine).",
         "",
         f"{args.points:,} readings of {args.series} series (1 float field, ms precision) written as new",
         "points into a fresh database each time; the three paths alternate, in rotating order,",
@@ -175,7 +178,8 @@ def report(args: argparse.Namespace, influx: dict[str, float], sqlite: dict[int,
         "oshmon formats every line itself (the extra client CPU above) and hides part of that cost",
         "behind its 2 concurrent lanes; against a plain post that also uses 2 connections the ratio",
         f"is {influx['ratio2']:.2f}.",
-        "The machine is shared (2 cores, other jobs running), so single runs vary by ±25 %.",
+        "The machine is shared (2 cores, other jobs running), so single runs vary by ±25 %; with a",
+        "load average well above 2 every figure drops and the ratio with it (oshmon needs more client CPU).",
         END,
     ])  # fmt: skip
 
@@ -194,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--update", type=Path, help="replace the write-path section of this Markdown file")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     with run_influxd() as server:
         version = httpx.get(f"{server.url}/ping").headers.get("X-Influxdb-Version", "?")
         influx = influx_rates(server, args.points, args.series, args.rounds)
     sqlite = sqlite_rates(min(args.points, 500_000), args.series)
-    section = report(args, influx, sqlite, version)
+    load = f"{load_before:.1f}/{os.getloadavg()[0]:.1f}"
+    section = report(args, influx, sqlite, version, load)
     print(section)
     if args.update:
         update(args.update, section)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from alerts.types import AlertEvent
-from gateway.batching import DecodeLimits, sort_messages
+from gateway.batching import ChannelCache, DecodeLimits, sort_messages
 from gateway.mqtt import InboundMessage
 from gateway.runtime import Runtime
 from simulators import SimMessage
@@ -38,10 +38,11 @@ def backfill(
     chunk: list[InboundMessage] = []
     t_last = 0.0
     pending: list[tuple[float, str]] = []  # (due event time, alert id)
+    channels: ChannelCache = {}
 
     def flush() -> None:
         now = max(t_last, 0.0)
-        sorted_ = sort_messages(chunk, rt.engine.registry, limits, now_s=now + s.max_future_s)
+        sorted_ = sort_messages(chunk, rt.engine.registry, limits, now + s.max_future_s, channels)
         events = rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
             rt.write_readings(sorted_.readings)

@@ -15,7 +15,7 @@ from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage
 from gateway.payloads import AckPayload, StatusPayload, decode_ack, decode_readings, decode_status
 from rules.errors import PayloadError
-from rules.types import I64, ChannelKey, ChannelRegistry, ReadingBatch
+from rules.types import F64, I64, ChannelKey, ChannelRegistry, ReadingBatch
 
 
 @dataclass(slots=True)
@@ -35,11 +35,36 @@ class DecodeLimits:
     max_future_s: float
 
 
-def sort_messages(msgs: list[InboundMessage], registry: ChannelRegistry, limits: DecodeLimits, now_s: float) -> Sorted:
-    chan: list[np.ndarray] = []
-    ts: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    seqs: list[np.ndarray] = []
+class _Columns:
+    """Readings gathered column by column: scalars into lists, series as arrays."""
+
+    def __init__(self) -> None:
+        self.chan: list[int] = []
+        self.t: list[float] = []
+        self.v: list[float] = []
+        self.seq: list[int] = []
+        self.parts: list[tuple[I64, F64, F64, I64]] = []
+
+    def batch(self) -> tuple[ReadingBatch, I64]:
+        parts = [(np.array(self.chan, np.int64), np.array(self.t), np.array(self.v), np.array(self.seq, np.int64))]
+        parts += self.parts
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+        return ReadingBatch(cols[0], cols[1], cols[2]), cols[3]
+
+
+ChannelCache = dict[tuple[str, str, str | None], int]
+
+
+def sort_messages(
+    msgs: list[InboundMessage],
+    registry: ChannelRegistry,
+    limits: DecodeLimits,
+    now_s: float,
+    cache: ChannelCache | None = None,
+) -> Sorted:
+    """Decode every message on its own; `cache` maps (topic, hazard, worker) to channel ids."""
+    cols = _Columns()
+    ids: ChannelCache = cache if cache is not None else {}
     out = Sorted(ReadingBatch.empty(), n_messages=len(msgs))
     for m in msgs:
         try:
@@ -48,12 +73,19 @@ def sort_messages(msgs: list[InboundMessage], registry: ChannelRegistry, limits:
                 decoded = decode_readings(
                     topic, m.payload, now_s, max_age_s=limits.max_age_s, max_future_s=limits.max_future_s
                 )
-                for g in decoded.groups:
+                seq = -1 if decoded.seq is None else decoded.seq
+                for key, t, v in decoded.points:
+                    cid = ids.get((m.topic, key.hazard, key.worker))
+                    if cid is None:
+                        cid = ids[(m.topic, key.hazard, key.worker)] = registry.id_for(key)
+                    cols.chan.append(cid)
+                    cols.t.append(t)
+                    cols.v.append(v)
+                    cols.seq.append(seq)
+                for g in decoded.series:
                     cid = registry.id_for(g.key)
-                    chan.append(np.full(g.t_s.shape[0], cid, np.int64))
-                    ts.append(g.t_s)
-                    vals.append(g.value)
-                    seqs.append(np.full(g.t_s.shape[0], -1 if decoded.seq is None else decoded.seq, np.int64))
+                    n = g.t_s.shape[0]
+                    cols.parts.append((np.full(n, cid, np.int64), g.t_s, g.value, np.full(n, seq, np.int64)))
             elif topic.kind is TopicKind.STATUS:
                 if m.payload:  # an empty retained message only clears the retained status
                     out.statuses.append((topic, decode_status(m.payload), m.retain))
@@ -61,9 +93,7 @@ def sort_messages(msgs: list[InboundMessage], registry: ChannelRegistry, limits:
                 out.acks.append((topic, decode_ack(m.payload), m))
         except PayloadError as exc:
             out.dead.append(DeadLetter(m.topic, str(exc), m.payload, m.received_s))
-    if chan:
-        out.readings = ReadingBatch(np.concatenate(chan), np.concatenate(ts), np.concatenate(vals))
-        out.seq = np.concatenate(seqs)
+    out.readings, out.seq = cols.batch()
     return out
 
 

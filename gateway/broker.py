@@ -34,8 +34,8 @@ class _LatePubackFilter(logging.Filter):
     """Drop amqtt's "Received PUBACK for unknown pending message" / "PUBACK waiter ... already
     done" warnings.
 
-    amqtt 0.12.1 logs it when a QoS 1 subscriber disconnects right after acknowledging a message
-    (seen in about half the runs of tests/test_broker.py, never when the client waits 0.2 s):
+    amqtt 0.12.1 logs them when a QoS 1 subscriber disconnects right after acknowledging a message
+    (seen in about a third of the runs of tests/test_broker.py, never when the client waits 0.2 s):
     connection teardown races with the PUBACK handling, which runs as its own task; the broker
     also registers its ack waiter only after the PUBLISH is written. The message was delivered
     and acknowledged either way (cf. Yakifo/amqtt#100). A PUBACK that never comes still shows

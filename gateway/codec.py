@@ -7,6 +7,7 @@ that text into a dead letter. Nothing here does I/O or reads a clock: `now_s` is
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Topic:
     device: str = ""
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_topic(topic: str, prefix: str) -> Topic:
     """`P/{site}/{zone}/{device}/data|status` or `P/{site}/ack`; anything else is a PayloadError."""
     parts = topic.split("/")
@@ -97,31 +99,51 @@ PHYSICAL_RANGE: dict[Hazard, tuple[float, float]] = {
 }
 
 
+_HAZARDS = {h.value: h for h in Hazard}
+
+
 def hazard_of(name: str) -> Hazard:
-    try:
-        return Hazard(name)
-    except ValueError:
-        known = ", ".join(h.value for h in Hazard)
-        raise PayloadError(f"unknown hazard {name!r}: use one of {known}") from None
+    found = _HAZARDS.get(name)
+    if found is None:
+        raise PayloadError(f"unknown hazard {name!r}: use one of {', '.join(_HAZARDS)}")
+    return found
 
 
-def to_canonical(hazard: Hazard, unit: str, values: F64) -> F64:
-    """Convert values in `unit` to the hazard's canonical unit, checking they are possible."""
+def unit_factor(hazard: Hazard, unit: str) -> float:
     factors = UNIT_FACTORS[hazard]
     factor = factors.get(unit)
     if factor is None:
         raise PayloadError(f"unit {unit!r} is not accepted for {hazard.value}: use {' or '.join(factors)}")
-    out = values * factor if factor != 1.0 else values
-    if not np.all(np.isfinite(out)):
-        raise PayloadError(f"{hazard.value}: values must be finite numbers (no NaN or infinity)")
+    return factor
+
+
+def _impossible(hazard: Hazard, value: float, unit: str) -> PayloadError:
+    if not math.isfinite(value):
+        return PayloadError(f"{hazard.value}: values must be finite numbers (no NaN or infinity)")
     lo, hi = PHYSICAL_RANGE[hazard]
-    bad = (out < lo) | (out > hi)
-    if bad.any():
-        v = float(values[np.argmax(bad)])
-        raise PayloadError(
-            f"{hazard.value} value {v:g} {unit} is physically impossible "
-            f"(allowed {lo:g}..{hi:g} {CANONICAL_UNIT[hazard]})"
-        )
+    return PayloadError(
+        f"{hazard.value} value {value:g} {unit} is physically impossible "
+        f"(allowed {lo:g}..{hi:g} {CANONICAL_UNIT[hazard]})"
+    )
+
+
+def canonical_value(hazard: Hazard, unit: str, value: float) -> float:
+    """One value in `unit` → the hazard's canonical unit, checked to be physically possible."""
+    out = value * unit_factor(hazard, unit)
+    lo, hi = PHYSICAL_RANGE[hazard]
+    if not lo <= out <= hi:  # also false for NaN
+        raise _impossible(hazard, value, unit)
+    return out
+
+
+def to_canonical(hazard: Hazard, unit: str, values: F64) -> F64:
+    """Values in `unit` → the hazard's canonical unit, checked to be physically possible."""
+    factor = unit_factor(hazard, unit)
+    out = values * factor if factor != 1.0 else values
+    lo, hi = PHYSICAL_RANGE[hazard]
+    ok = (out >= lo) & (out <= hi)  # NaN compares false
+    if not ok.all():
+        raise _impossible(hazard, float(values[np.argmin(ok)]), unit)
     return out
 
 
@@ -142,17 +164,19 @@ def parse_time(raw: object) -> float:
             dt = None
         if dt is None or dt.tzinfo is None or "T" not in raw.upper():
             raise PayloadError(
-                f"time {raw[:64]!r} is not RFC 3339 with an offset (e.g. 2026-11-22T09:41:07Z) "
-                "nor epoch seconds"
+                f"time {raw[:64]!r} is not RFC 3339 with an offset (e.g. 2026-11-22T09:41:07Z) nor epoch seconds"
             )
         return dt.timestamp()
     raise PayloadError("time must be epoch seconds (number) or an RFC 3339 string")
 
 
 def check_window(t_s: F64, now_s: float, max_age_s: float, max_future_s: float) -> None:
-    if t_s.size == 0:
-        return
-    newest, oldest = float(t_s.max()), float(t_s.min())
+    if t_s.size:
+        check_span(float(t_s.min()), float(t_s.max()), now_s, max_age_s, max_future_s)
+
+
+def check_span(oldest: float, newest: float, now_s: float, max_age_s: float, max_future_s: float) -> None:
+    """Event times must lie within [now - max_age, now + max_future] (SPEC §2.1)."""
     if newest > now_s + max_future_s:
         raise PayloadError(
             f"time stamp {newest - now_s:.0f} s in the future (more than {max_future_s:.0f} s): "

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import contextlib
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,12 +26,14 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from alerts.sinks.config import SinksConfig
 from gateway.broker import EmbeddedBroker
 from gateway.cli_ops import serve
-from gateway.cli_sim import progress_bar, run_backfill
+from gateway.cli_sim import progress_bar
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
 from gateway.runtime import open_configured_store
+from rules.errors import OshError
 from simulators import MineSpec, apaced, live_start, scenario, simulate
 from storage.base import HistoryQuery, RecordKind
 
@@ -121,6 +125,7 @@ def demo_settings(opts: DemoOptions, mqtt_url: str) -> Settings:
         profile="demo-mine",
         profile_dirs=[profiles],
         log_level="WARNING",
+        sinks=SinksConfig(),  # the demo prints what arrives over MQTT itself
     )
 
 
@@ -137,9 +142,7 @@ def fresh_dir(out: Path) -> None:
 
 def print_event(console: Console, ev: dict[str, object]) -> None:
     sev, kind = str(ev.get("severity")), str(ev.get("event"))
-    where = f"{ev.get('site')}/{ev.get('zone')}/{ev.get('device')}" + (
-        f" ({ev['worker']})" if ev.get("worker") else ""
-    )
+    where = f"{ev.get('site')}/{ev.get('zone')}/{ev.get('device')}" + (f" ({ev['worker']})" if ev.get("worker") else "")
     t = str(ev.get("t", ""))[11:19]
     console.print(
         f"[dim]{t}[/] [{SEVERITY_STYLE.get(sev, '')}] {sev.upper():<11}[/] [{EVENT_STYLE.get(kind, '')}]{kind:<12}[/]"
@@ -150,9 +153,7 @@ def print_event(console: Console, ev: dict[str, object]) -> None:
         console.print(f"{'':>34}[dim]→ {ev.get('action')}  [{ev.get('limit_source')}][/]", highlight=False)
 
 
-async def _watch_alerts(
-    url: str, prefix: str, console: Console, result: DemoResult, stop: asyncio.Event
-) -> None:
+async def _watch_alerts(url: str, prefix: str, console: Console, result: DemoResult, stop: asyncio.Event) -> None:
     edge = MqttEdge(
         parse_mqtt_url(url),
         "oshmon-demo-board",
@@ -183,21 +184,15 @@ async def run_live(opts: DemoOptions, console: Console) -> tuple[Settings, DemoR
         ready, stop_gw, stop_watch = asyncio.Event(), asyncio.Event(), asyncio.Event()
         gw = asyncio.create_task(serve(settings, ready, stop_gw), name="gateway")
         await asyncio.wait_for(ready.wait(), 60)
-        watch = asyncio.create_task(
-            _watch_alerts(broker.url, settings.topic_prefix, console, result, stop_watch)
-        )
+        watch = asyncio.create_task(_watch_alerts(broker.url, settings.topic_prefix, console, result, stop_watch))
         await asyncio.sleep(0.3)
         t0 = live_start(time.time(), opts.duration_s, opts.speed)
         spec = MineSpec(sites=opts.sites, devices_per_hazard=1, workers_per_site=2)
         scen = scenario("demo")
-        console.print(
-            f"[bold]Scenario[/] ({opts.duration_s / 3600:g} h of mine time at {opts.speed:g}× speed):"
-        )
+        console.print(f"[bold]Scenario[/] ({opts.duration_s / 3600:g} h of mine time at {opts.speed:g}× speed):")
         for line in scen.resolve(spec.devices()).timeline():
             console.print(f"  {line}")
-        msgs = simulate(
-            spec, scen, t0, opts.duration_s, opts.interval_s, opts.seed, prefix=settings.topic_prefix
-        )
+        msgs = simulate(spec, scen, t0, opts.duration_s, opts.interval_s, opts.seed, prefix=settings.topic_prefix)
         edge = MqttEdge(parse_mqtt_url(broker.url), "oshmon-demo-sensors", persistent=False, manual_ack=False)
         async with edge:
             with progress_bar() as bar:
@@ -227,15 +222,40 @@ def previous_month(now_s: float) -> tuple[str, float, float]:
     return f"{year:04d}-{month:02d}", start, days * 86400.0
 
 
-def month_report(opts: DemoOptions, settings: Settings, console: Console) -> Path:
+def start_backfill(opts: DemoOptions, settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
+    """Backfill last month in a second process while the live part runs (SQLite takes both)."""
+    month, start, duration = previous_month(time.time())
+    env = {
+        **os.environ,
+        "OSH_STORE": "sqlite",
+        "OSH_SQLITE_PATH": str(settings.sqlite_path),
+        "OSH_STATE_DIR": str(opts.out / "backfill-state"),
+        "OSH_PROFILE": settings.profile,
+        "OSH_PROFILE_DIRS": orjson.dumps([str(p) for p in settings.profile_dirs]).decode(),
+        "OSH_SINKS": '{"sinks": []}',
+        "OSH_LOG_LEVEL": "WARNING",
+    }
+    end = datetime.fromtimestamp(start + duration, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cmd = [sys.executable, "-m", "gateway", "backfill", "--days", f"{duration / 86400:g}", "--end", end,
+           "--sites", str(opts.backfill_sites), "--scenario", "month", "--seed", str(opts.seed)]  # fmt: skip
+    log = (opts.out / "backfill.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return proc, month
+
+
+def month_report(
+    opts: DemoOptions, settings: Settings, console: Console, proc: subprocess.Popen[bytes], month: str
+) -> Path:
     from gateway.runtime import profile_book, pseudonym_key
     from reports.monthly import build_monthly
     from rules.profiles import describe_limits
 
-    month, start, duration = previous_month(time.time())
-    console.print(f"\n[bold]Backfilling {month}[/] for the committee report (straight through the rules)…")
-    spec = MineSpec(sites=opts.backfill_sites, devices_per_hazard=1, workers_per_site=2)
-    run_backfill(settings, spec, scenario("month"), start, duration, 60.0, opts.seed)
+    if proc.poll() is None:
+        console.print(f"Waiting for the backfill of {month} to finish…")
+    if proc.wait() != 0:
+        tail = (opts.out / "backfill.log").read_text(errors="replace")[-800:]
+        raise OshError(f"the backfill of {month} failed: {tail}")
     store = open_configured_store(settings, read_only=True)
     try:
         return build_monthly(
@@ -256,26 +276,34 @@ def summary(console: Console, settings: Settings, result: DemoResult, started: f
     store = open_configured_store(settings, read_only=True)
     try:
         alerts = list(store.query(HistoryQuery(RecordKind.ALERTS)))
+        exposures = sum(1 for _ in store.query(HistoryQuery(RecordKind.EXPOSURES)))
     finally:
         store.close()
     table = Table(title="oshmon demo — what happened", show_header=False)
-    table.add_row("messages published", f"{result.published:,}")
+    table.add_row("messages published (live)", f"{result.published:,}")
     table.add_row("readings stored (live)", f"{result.readings:,}")
-    raised = Counter(str(a["severity"]) for a in alerts if a["event"] == "raised")
     for sev in ("critical", "alarm", "warning", "malfunction"):
-        table.add_row(f"alerts raised: {sev}", str(raised.get(sev, 0)))
-    table.add_row("alert events on MQTT (live)", str(result.events))
+        table.add_row(f"alerts raised live: {sev}", str(result.alerts.get(sev, 0)))
+    table.add_row("alert events received over MQTT", str(result.events))
     table.add_row("dead letters", str(result.dead_letters))
+    month_raised = Counter(str(a["severity"]) for a in alerts if a["event"] == "raised")
+    table.add_row(
+        "alerts in the store (live + last month)", ", ".join(f"{k} {v}" for k, v in sorted(month_raised.items()))
+    )
+    table.add_row("shift exposure records", f"{exposures:,}")
     table.add_row("data", str(settings.sqlite_path))
     if result.report is not None:
-        table.add_row("monthly report", str(result.report))
+        table.add_row("monthly committee report", str(result.report))
     table.add_row("took", f"{time.time() - started:.0f} s")
     console.print(table)
+    db = settings.sqlite_path
     console.print(
         Panel(
-            f"Try:  OSH_SQLITE_PATH={settings.sqlite_path} oshmon history --kind alerts --format table\n"
-            f"      OSH_SQLITE_PATH={settings.sqlite_path} oshmon history --kind exposures --site kop-1",
-            title="next",
+            f"OSH_SQLITE_PATH={db} oshmon history --kind alerts --severity critical\n"
+            f"OSH_SQLITE_PATH={db} oshmon history --kind exposures --site kop-1 --hazard noise\n"
+            f"OSH_SQLITE_PATH={db} oshmon report monthly --month {previous_month(time.time())[0]} --lang sr --out rs\n"
+            f"OSH_SQLITE_PATH={db} oshmon export evidence --site kop-1 --from 2026-01-01 --to 2027-01-01 --out ev",
+            title="try next",
         )
     )
 
@@ -284,13 +312,16 @@ def run_demo(opts: DemoOptions) -> DemoResult:
     console = Console()
     started = time.time()
     fresh_dir(opts.out)
-    console.print(
-        Panel("oshmon demo: embedded broker, SQLite store, gateway, simulated mine sites", style="bold")
-    )
-    settings, result = asyncio.run(run_live(opts, console))
-    if opts.report:
-        with contextlib.suppress(KeyboardInterrupt):
-            result.report = month_report(opts, settings, console)
+    console.print(Panel("oshmon demo: embedded broker, SQLite store, gateway, simulated mine sites", style="bold"))
+    settings = demo_settings(opts, "mqtt://127.0.0.1:1883")  # the broker's port is set when it runs
+    backfill = start_backfill(opts, settings) if opts.report else None
+    try:
+        settings, result = asyncio.run(run_live(opts, console))
+        if backfill is not None:
+            result.report = month_report(opts, settings, console, *backfill)
+    finally:
+        if backfill is not None and backfill[0].poll() is None:
+            backfill[0].terminate()
     summary(console, settings, result, started)
     return result
 
@@ -304,6 +335,4 @@ def demo_cmd(
     report: Annotated[bool, typer.Option(help="Backfill last month and write the committee report.")] = True,
 ) -> None:
     """The whole system on embedded defaults, about a minute; ends with a monthly report."""
-    run_demo(
-        DemoOptions(out=out, sites=sites, speed=speed, duration_s=hours * 3600.0, seed=seed, report=report)
-    )
+    run_demo(DemoOptions(out=out, sites=sites, speed=speed, duration_s=hours * 3600.0, seed=seed, report=report))

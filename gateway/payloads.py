@@ -19,6 +19,8 @@ from gateway.codec import (
     MAX_PAYLOAD_BYTES,
     MAX_SERIES_VALUES,
     Topic,
+    canonical_value,
+    check_span,
     check_window,
     hazard_of,
     parse_time,
@@ -73,12 +75,15 @@ class ChannelReadings:
 
 @dataclass(frozen=True, slots=True)
 class DecodedReadings:
-    groups: list[ChannelReadings]
+    """One message's readings: single instants as (key, t_s, value) and series as arrays."""
+
+    points: list[tuple[ChannelKey, float, float]]
+    series: list[ChannelReadings]
     seq: int | None
 
     @property
     def count(self) -> int:
-        return sum(int(g.t_s.size) for g in self.groups)
+        return len(self.points) + sum(int(g.t_s.size) for g in self.series)
 
 
 def load_json_object(payload: bytes) -> dict[str, Any]:
@@ -122,8 +127,11 @@ def decode_readings(
             )
     except ValidationError as exc:
         raise PayloadError(_validation_reason(exc)) from None
-    for g in decoded.groups:
+    for g in decoded.series:
         check_window(g.t_s, now_s, max_age_s, max_future_s)
+    if decoded.points:
+        t = decoded.points[0][1]  # one instant per message
+        check_span(t, t, now_s, max_age_s, max_future_s)
     return decoded
 
 
@@ -133,21 +141,21 @@ def _key(topic: Topic, hazard: str, worker: str | None) -> ChannelKey:
 
 def _decode_single(topic: Topic, m: SingleReading) -> DecodedReadings:
     key = _key(topic, m.hazard, m.worker)
-    value = to_canonical(key.hazard, m.unit, np.array([m.value], np.float64))
-    return DecodedReadings([ChannelReadings(key, np.array([parse_time(m.t)]), value)], m.seq)
+    point = (key, parse_time(m.t), canonical_value(key.hazard, m.unit, m.value))
+    return DecodedReadings([point], [], m.seq)
 
 
 def _decode_multi(topic: Topic, m: MultiReading) -> DecodedReadings:
-    t = np.array([parse_time(m.t)])
-    groups: list[ChannelReadings] = []
+    t = parse_time(m.t)
+    points: list[tuple[ChannelKey, float, float]] = []
     seen: set[str] = set()
     for r in m.readings:
         if r.hazard in seen:
             raise PayloadError(f"readings: hazard {r.hazard!r} appears twice at one instant")
         seen.add(r.hazard)
         key = _key(topic, r.hazard, m.worker)
-        groups.append(ChannelReadings(key, t, to_canonical(key.hazard, r.unit, np.array([r.value]))))
-    return DecodedReadings(groups, m.seq)
+        points.append((key, t, canonical_value(key.hazard, r.unit, r.value)))
+    return DecodedReadings(points, [], m.seq)
 
 
 def _decode_series(topic: Topic, m: SeriesReading) -> DecodedReadings:
@@ -164,7 +172,7 @@ def _decode_series(topic: Topic, m: SeriesReading) -> DecodedReadings:
     else:
         raise PayloadError("series: needs 't0' and 'dt' (seconds), or 't' with one time per value")
     values = to_canonical(key.hazard, m.unit, np.asarray(m.values, np.float64))
-    return DecodedReadings([ChannelReadings(key, t_s, values)], m.seq)
+    return DecodedReadings([], [ChannelReadings(key, t_s, values)], m.seq)
 
 
 class StatusPayload(_Strict):

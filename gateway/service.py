@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from alerts.types import AlertEvent
-from gateway.batching import DecodeLimits, Sorted, sort_messages
+from gateway.batching import ChannelCache, DecodeLimits, Sorted, sort_messages
 from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage, MqttEdge
 from gateway.runtime import Runtime
@@ -49,6 +49,7 @@ class GatewayService:
         s = rt.settings
         self.limits = DecodeLimits(s.topic_prefix, s.max_age_s, s.max_future_s)
         self._stopping = asyncio.Event()
+        self._channels: ChannelCache = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -99,7 +100,7 @@ class GatewayService:
     async def process(self, msgs: list[InboundMessage]) -> None:
         now = self.clock()
         rt = self.rt
-        sorted_ = sort_messages(msgs, rt.engine.registry, self.limits, now)
+        sorted_ = sort_messages(msgs, rt.engine.registry, self.limits, now, self._channels)
         if len(sorted_.readings):
             await asyncio.to_thread(rt.write_readings, sorted_.readings)
         await self._publish_dead(sorted_.dead)

@@ -23,6 +23,10 @@ MIN_ACK_CHANGE_S = 30.0
 #: Non-compliant SEGs named one by one before they are summarised.
 MAX_NAMED_SEGS = 6
 
+#: Order of the better/worse items: verdicts first, then limit, action level, alerts.
+KIND_ORDER = {k: i for i, k in enumerate(
+    ("en689_verdict", "share_above_limit", "share_above_action", "urgent_alerts", "ack_median"))}  # fmt: skip
+
 Item = dict[str, Any]
 
 
@@ -122,13 +126,18 @@ def changes(
             scored += _share_items(lang, hz, before)
         scored += _seg_items(lang, hz, previous["segs"])
     scored += _alert_items(lang, alerts, previous.get("alerts"))
+
+    def order(pair: tuple[float, Item]) -> tuple[int, float]:
+        return KIND_ORDER.get(pair[1]["kind"], len(KIND_ORDER)), -abs(pair[0])
+
+    ranked = sorted(scored, key=order)
     return {
-        "better": [item for delta, item in sorted(scored, key=lambda p: p[0]) if delta < 0],
-        "worse": [item for delta, item in sorted(scored, key=lambda p: -p[0]) if delta > 0],
+        "better": [item for delta, item in ranked if delta < 0],
+        "worse": [item for delta, item in ranked if delta > 0],
     }
 
 
-def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
+def _non_compliant(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
     _ = lang.gettext
     items = []
     bad = [s for s in hz["segs"] if s["verdict"] == "non_compliant"]
@@ -154,6 +163,12 @@ def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
             rest,
         )
         items.append(_item("en689_non_compliant_more", text % {"n": lang.int(rest)}, count=rest))
+    return items
+
+
+def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
+    """Non-compliant and undecided SEGs; for hazards without EN 689, shifts above the limit."""
+    items = _non_compliant(lang, hz)
     unsure = [_group(lang, hz["hazard"], s) for s in hz["segs"] if s["verdict"] in ("no_decision", "insufficient")]
     if unsure:
         text = lang.ngettext(
@@ -163,8 +178,8 @@ def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
         ) % {"n": lang.int(len(unsure)), "segs": "; ".join(unsure[:MAX_NAMED_SEGS])}
         items.append(_item("en689_undecided", text, segs=unsure))
     if not hz["segs"] and hz.get("above_limit"):
-        text = _("%(hazard)s: shifts at or above the limit value: %(n)s. Decide on measures.") % {
-            "hazard": _(name(HAZARD, hz["hazard"])),
+        text = lang.gettext("%(hazard)s: shifts at or above the limit value: %(n)s. Decide on measures.") % {
+            "hazard": lang.gettext(name(HAZARD, hz["hazard"])),
             "n": lang.int(hz["above_limit"]),
         }
         items.append(_item("above_limit", text, hazard=hz["hazard"], count=hz["above_limit"]))

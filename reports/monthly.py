@@ -145,40 +145,49 @@ def build_monthly(
 ) -> Path:
     """Write report.html, summary.json and the CSV tables for `month` ("YYYY-MM") into `out_dir`.
 
-    `site=None` reports every site with records. Workers appear as keyed pseudonyms
-    (HMAC-SHA256 with `pseudonym_key`) unless `pseudonymise=False`. Returns report.html's path.
+    `site=None` reports every site with records. `limits_profile_rows` are the rows of
+    `rules.profiles.describe_limits` (optionally with a "profile" key): listed in the report with
+    their sources, and the source of action levels that records do not carry. Workers appear as
+    keyed pseudonyms (HMAC-SHA256 with `pseudonym_key`) unless `pseudonymise=False`; `seg` sets
+    the similar-exposure groups (default site + zone + hazard); the trend covers `trend_months`
+    months ending with `month`. Returns the path of report.html.
     """
     language = Lang(lang)
     if pseudonymise and not pseudonym_key:
         raise ValueError("a non-empty pseudonym key is needed to pseudonymise workers")
     seg = seg or SegSpec()
     months = previous_months(month, max(2, trend_months))
-    start, end = month_bounds(month)
     profile_rows = list(limits_profile_rows or [])
     table, lives = _load(store, month, site, months, pseudonym_key if pseudonymise else None, profile_rows)
     names = sorted(set(table.site.tolist()) | {a.site for a in lives} | ({site} if site else set()))
-    open_at = min(end, now_s)
+    open_at = min(month_bounds(month)[1], now_s)
     sites = [site_summary(s, table, lives, months, seg, language, open_at) for s in names]
-    summary = clean_floats({
+    summary = _summary(month, site, lang, now_s, pseudonymise, seg, months, profile_rows, sites)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = write_tables(out_dir, summary, table.take(table.month == month), lives, month)
+    summary["files"] = ["report.html", "summary.json", *tables]
+    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    report = out_dir / "report.html"
+    report.write_text(render_html(summary, _charts(sites, language), language), encoding="utf-8")
+    return report
+
+
+def _summary(
+    month: str, site: str | None, lang: str, now_s: float, pseudonymise: bool, seg: SegSpec,
+    months: Sequence[str], profile_rows: list[dict[str, str]], sites: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """The top of summary.json: what the report covers and how it was made."""
+    start, end = month_bounds(month)
+    last_day = calendar.monthrange(*(int(p) for p in month.split("-")))[1]
+    summary: dict[str, Any] = clean_floats({
         "schema": SCHEMA, "version": oshmon_version(), "month": month, "site_filter": site, "lang": lang,
         "generated_at": rfc3339(now_s), "generated_at_s": now_s,
-        "period": {"from": rfc3339(start), "to": rfc3339(end), "first_day": month + "-01",
-                   "last_day": f"{month}-{calendar.monthrange(*map(int, month.split('-')))[1]:02d}"},
+        "period": {"from": rfc3339(start), "to": rfc3339(end), "first_day": f"{month}-01",
+                   "last_day": f"{month}-{last_day:02d}"},
         "pseudonymised": pseudonymise, "seg_fields": list(seg.fields), "zone_groups": dict(seg.zone_groups),
-        "min_valid_coverage": MIN_VALID_COVERAGE, "trend_months": months,
+        "min_valid_coverage": MIN_VALID_COVERAGE, "trend_months": list(months),
         "limits_profile": profile_rows,
         "limits_profile_columns": list(dict.fromkeys(k for r in profile_rows for k in r)),
         "sites": sites,
     })  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    month_table = table.take(table.month == month)
-    summary["files"] = [
-        "report.html",
-        "summary.json",
-        *write_tables(out_dir, summary, month_table, lives, month),
-    ]
-    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    html = render_html(summary, _charts(sites, language), language)
-    report = out_dir / "report.html"
-    report.write_text(html, encoding="utf-8")
-    return report
+    return summary

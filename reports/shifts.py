@@ -176,6 +176,15 @@ class _Parser:
         return found
 
 
+def _compact(p: _Parser, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the table needs of one row (the row dict itself is not kept: months are big)."""
+    j = p.judge(row)
+    return (
+        j, _f(row.get(METRIC_COLUMN[j.metric])), _f(row.get("twa8")), _f(row.get("stel15_max")),
+        _f(row.get("coverage")), bool(row.get("sensor_faulty")),
+    )  # fmt: skip
+
+
 def parse_exposures(
     rows: Iterable[Mapping[str, Any]],
     months: set[str] | None,
@@ -187,33 +196,31 @@ def parse_exposures(
     `pseudonym_key=None` keeps worker ids as stored; otherwise they become `pseudonym(id, key)`.
     `defaults` ({(profile, hazard): tiers}, profile "" for any) fill thresholds a record lacks.
     """
-    latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    p = _Parser(pseudonym_key, defaults or {})
+    latest: dict[tuple[str, ...], tuple[Any, ...]] = {}
     for row in rows:
         shift = row.get("shift") or ""
         if row.get("final") and (months is None or shift[:7] in months):
-            latest[tuple(row.get(c) for c in _KEY_COLS)] = row
-    p = _Parser(pseudonym_key, defaults or {})
-    recs = list(latest.values())
-    judged = [p.judge(r) for r in recs]
-    value = [_f(r.get(METRIC_COLUMN[j.metric])) for r, j in zip(recs, judged, strict=True)]
-    cov = np.array([_f(r.get("coverage")) for r in recs], np.float64)
-    faulty = np.array([bool(r.get("sensor_faulty")) for r in recs], np.bool_)
-    val = np.array(value, np.float64)
+            key = tuple(row.get(c) or "" for c in _KEY_COLS)
+            latest[key] = _compact(p, row)
+    keys, vals = list(latest), list(latest.values())
+    judged: list[Judged] = [v[0] for v in vals]
+    val, cov = np.array([v[1] for v in vals], np.float64), np.array([v[4] for v in vals], np.float64)
+    faulty = np.array([v[5] for v in vals], np.bool_)
 
-    def col(name: str) -> Obj:
-        return np.array([r.get(name) or "" for r in recs], dtype=object)
+    def col(i: int) -> Obj:
+        return np.array([k[i] for k in keys], dtype=object)
+
+    def attr(name: str) -> F64:
+        return np.array([getattr(j, name) for j in judged], np.float64)
 
     return ShiftTable(
-        site=col("site"), zone=col("zone"), device=col("device"), hazard=col("hazard"),
-        worker=np.array([p.worker(r.get("worker")) for r in recs], dtype=object),
-        shift=col("shift"), month=np.array([r["shift"][:7] for r in recs], dtype=object),
+        site=col(0), zone=col(1), device=col(2), hazard=col(3),
+        worker=np.array([p.worker(k[4]) for k in keys], dtype=object),
+        shift=col(5), month=np.array([k[5][:7] for k in keys], dtype=object),
         metric=np.array([j.metric for j in judged], dtype=object), value=val,
-        limit=np.array([j.limit for j in judged], np.float64),
-        action=np.array([j.action for j in judged], np.float64),
-        twa8=np.array([_f(r.get("twa8")) for r in recs], np.float64),
-        oelv=np.array([j.oelv for j in judged], np.float64),
-        stel=np.array([_f(r.get("stel15_max")) for r in recs], np.float64),
-        stel_limit=np.array([j.stel_limit for j in judged], np.float64),
+        limit=attr("limit"), action=attr("action"), twa8=np.array([v[2] for v in vals], np.float64),
+        oelv=attr("oelv"), stel=np.array([v[3] for v in vals], np.float64), stel_limit=attr("stel_limit"),
         coverage=cov, faulty=faulty,
         valid=~faulty & (np.nan_to_num(cov) >= MIN_VALID_COVERAGE) & np.isfinite(val),
     )  # fmt: skip

@@ -135,6 +135,29 @@ class Runs:
     n: I64
 
 
+def seg_cumsum(x: F64, starts: I64, ends: I64) -> F64:
+    """Cumulative sums along axis 0 restarting at each group [starts[g], ends[g]).
+
+    A plain cumsum over all groups followed by subtraction would lose a quiet channel's digits
+    next to a loud one (10^(L/10) spans 10 orders of magnitude), so groups are summed apart: in
+    2-D blocks, one block per power-of-two group length (a loop over at most ~20 lengths).
+    """
+    out = np.empty_like(x)
+    lengths = ends - starts
+    if lengths.size == 0:
+        return out
+    bucket = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    for b in np.unique(bucket).tolist():
+        g = np.flatnonzero(bucket == b)
+        width = 1 << b
+        valid = np.arange(width) < lengths[g, None]
+        idx = np.where(valid, starts[g, None] + np.arange(width), 0)
+        block = x[idx]
+        block[~valid] = 0.0
+        out[idx[valid]] = np.cumsum(block, axis=1)[valid]
+    return out
+
+
 def runs(st: ChannelState, s: Seq, h: Holds, stel: F64) -> Runs:
     n = s.t.shape[0]
     new_run = s.first.copy()
@@ -146,9 +169,7 @@ def runs(st: ChannelState, s: Seq, h: Holds, stel: F64) -> Runs:
     cont = s.first[start] & st["has"][chan] & (st["seg_start"][chan] == s.seg_s[start])
     last = np.append(chan[1:] != chan[:-1], True)
     base = np.where(cont[:, None], st["acc"][chan], 0.0)
-    csum = np.cumsum(h.cur, axis=0)
-    before = csum[start] - h.cur[start] - base
-    running = csum - before[rid]
+    running = seg_cumsum(h.cur, start, end) + base[rid]
     return Runs(
         start, end, chan, cont, last, running[end - 1], running,
         _carry(np.maximum.reduceat(s.v, start), cont, st["peak"][chan]),
@@ -178,10 +199,7 @@ def advance(st: ChannelState, s: Seq, r: Runs, x: F64) -> None:
 
 def running_x(st: ChannelState, s: Seq, h: Holds) -> F64:
     """X(t_i) = ∫ C dt up to each reading (the STEL integral), continuing the channel's X."""
-    inc = h.held * h.vp
-    csum = np.cumsum(inc)
-    before = csum[s.starts] - inc[s.starts] - st["x_last"][s.chans]
-    out: F64 = csum - before[s.gidx]
+    out: F64 = seg_cumsum(h.held * h.vp, s.starts, s.ends) + st["x_last"][s.chans][s.gidx]
     return out
 
 

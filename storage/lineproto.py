@@ -89,12 +89,12 @@ def reading_lines(
     keys: Sequence[ChannelKey], batch: ReadingBatch, prefixes: PrefixCache, chunk: int
 ) -> Iterator[list[str]]:
     """Lines of the (already screened) batch, `chunk` at a time."""
-    uniq, inverse = np.unique(batch.channel, return_inverse=True)
+    uniq, inverse = rec.channels_used(batch.channel, len(keys))
     table = [prefixes(keys[c]) for c in uniq.tolist()]
     t_ms = np.rint(batch.t_s * 1000.0).astype(np.int64)
     for start in range(0, len(batch), chunk):
         stop = start + chunk
-        pre = [table[i] for i in inverse[start:stop].tolist()]
+        pre = list(map(table.__getitem__, inverse[start:stop].tolist()))
         values, times = batch.value[start:stop].tolist(), t_ms[start:stop].tolist()
         yield [f"{p}{v!r} {t}" for p, v, t in zip(pre, values, times, strict=True)]
 

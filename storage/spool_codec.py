@@ -18,6 +18,7 @@ from alerts.types import AlertEvent, AlertEventKind
 from rules.results import ExposureRecord
 from rules.types import ChannelKey, Hazard, ReadingBatch, RuleKind, Severity
 from storage.base import Store
+from storage.records import channels_used
 
 READINGS, EXPOSURES, ALERTS = b"R", b"E", b"A"
 _HEADER_LEN = struct.Struct("<I")
@@ -32,7 +33,7 @@ def _key(raw: list[Any]) -> ChannelKey:
 
 
 def encode_readings(keys: Sequence[ChannelKey], batch: ReadingBatch) -> bytes:
-    uniq, local = np.unique(batch.channel, return_inverse=True)
+    uniq, local = channels_used(batch.channel, len(keys))
     header = orjson.dumps({"n": len(batch), "keys": [_key_json(keys[c]) for c in uniq.tolist()]})
     return b"".join(
         (

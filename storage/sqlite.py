@@ -80,7 +80,7 @@ class SqliteStore:
         ok, rejected = rec.screen_readings(keys, batch)
         channel, t_s, value = batch.channel[ok], batch.t_s[ok], batch.value[ok]
         with self._writing() as db:
-            uniq, inverse = np.unique(channel, return_inverse=True)
+            uniq, inverse = rec.channels_used(channel, len(keys))
             ids = np.array([self._series_id(db, keys[c]) for c in uniq.tolist()], np.int64)
             t_ms = np.rint(t_s * 1000.0).astype(np.int64)
             rows = zip(ids[inverse].tolist(), t_ms.tolist(), value.tolist(), strict=True)

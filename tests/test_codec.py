@@ -68,13 +68,11 @@ def test_parse_topic_rejects_with_a_reason(topic: str, reason: str) -> None:
 
 # -- the three shapes -------------------------------------------------------------------------------
 def test_shape_1_single_value() -> None:
-    d = decode_readings(
-        DATA, enc({"t": NOW - 10, "hazard": "co", "value": 12.5, "unit": "ppm", "seq": 7}), NOW
-    )
-    (g,) = d.groups
-    assert g.key.hazard is Hazard.CO and g.key.device == "gd-17" and g.key.worker is None
-    assert g.t_s.tolist() == [NOW - 10] and g.value.tolist() == [12.5]
-    assert d.seq == 7
+    d = decode_readings(DATA, enc({"t": NOW - 10, "hazard": "co", "value": 12.5, "unit": "ppm", "seq": 7}), NOW)
+    ((key, t, v),) = d.points
+    assert key.hazard is Hazard.CO and key.device == "gd-17" and key.worker is None
+    assert (t, v) == (NOW - 10, 12.5)
+    assert d.seq == 7 and d.count == 1
 
 
 def test_shape_2_multi_hazard_with_conversion_and_worker() -> None:
@@ -88,22 +86,22 @@ def test_shape_2_multi_hazard_with_conversion_and_worker() -> None:
         ],
     }
     d = decode_readings(DATA, enc(payload), NOW)
-    got = {g.key.hazard: g.value[0] for g in d.groups}
+    got = {key.hazard: v for key, _t, v in d.points}
     assert got == {Hazard.CH4: pytest.approx(0.4), Hazard.CO: 3.0, Hazard.CO2: pytest.approx(5000.0)}
-    assert all(g.key.worker == "w-104" for g in d.groups)
-    assert d.groups[0].t_s[0] == parse_time("2026-11-22T07:50:00Z")
+    assert all(key.worker == "w-104" for key, _t, _v in d.points)
+    assert d.points[0][1] == parse_time("2026-11-22T07:50:00Z")
 
 
 def test_shape_3_series_with_t0_dt_and_with_t_list() -> None:
     a = decode_readings(
         DATA, enc({"hazard": "noise", "unit": "dBA", "t0": NOW - 30, "dt": 10.0, "values": [85, 86, 87]}), NOW
     )
-    assert a.groups[0].t_s.tolist() == [NOW - 30, NOW - 20, NOW - 10]
-    assert a.groups[0].value.tolist() == [85.0, 86.0, 87.0]
+    assert a.series[0].t_s.tolist() == [NOW - 30, NOW - 20, NOW - 10]
+    assert a.series[0].value.tolist() == [85.0, 86.0, 87.0]
     b = decode_readings(
         DATA, enc({"hazard": "dpm", "unit": "ug/m3", "t": [NOW - 2, NOW - 1], "values": [150, 250]}), NOW
     )
-    assert b.groups[0].value.tolist() == pytest.approx([0.15, 0.25])
+    assert b.series[0].value.tolist() == pytest.approx([0.15, 0.25])
 
 
 @pytest.mark.parametrize(
@@ -145,9 +143,7 @@ def test_parse_time(raw: object, expected: float) -> None:
     assert parse_time(raw) == expected
 
 
-@pytest.mark.parametrize(
-    "raw", ["yesterday", "2026-11-22", "2026-11-22T08:53:20", True, None, [1], float("nan")]
-)
+@pytest.mark.parametrize("raw", ["yesterday", "2026-11-22", "2026-11-22T08:53:20", True, None, [1], float("nan")])
 def test_parse_time_rejects(raw: object) -> None:
     with pytest.raises(PayloadError):
         parse_time(raw)
@@ -231,14 +227,13 @@ def test_structured_garbage_never_raises_anything_but_payload_error(obj: dict[st
         return
     except TypeError:  # orjson cannot even encode it (e.g. big ints): not a wire message
         return
-    for g in d.groups:
+    for g in d.series:
         assert np.all(np.isfinite(g.value)) and np.all(np.isfinite(g.t_s))
+    assert all(math.isfinite(t) and math.isfinite(v) for _k, t, v in d.points)
 
 
 def test_status_and_ack_payloads() -> None:
-    s = decode_status(
-        enc({"state": "online", "hazards": ["co"], "interval_s": 10, "calibrated_on": "2026-11-01"})
-    )
+    s = decode_status(enc({"state": "online", "hazards": ["co"], "interval_s": 10, "calibrated_on": "2026-11-01"}))
     assert s.state == "online" and s.interval_s == 10
     with pytest.raises(PayloadError, match="state"):
         decode_status(enc({"state": "sleepy"}))
