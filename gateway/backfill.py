@@ -45,7 +45,7 @@ def backfill(
         sorted_ = sort_messages(chunk, rt.engine.registry, limits, now + s.max_future_s, channels)
         events = rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
-            rt.write_readings(sorted_.readings)
+            counts["dead_letters"] += len(rt.write_readings(sorted_.readings))
             events += rt.judge(rt.engine.ingest(sorted_.readings), now)
         events += rt.judge(rt.engine.tick(now), now)
         if auto_ack:

@@ -146,6 +146,7 @@ def export_evidence(
     config: ConfigOpt = None,
 ) -> None:
     """Readings, exposures, alerts with acknowledgements, limits used, and a SHA-256 manifest."""
+    from reports.evidence import bundle_digest
     from reports.evidence import export_evidence as run_export
 
     start, end = parse_cli_time(t_from, "--from"), parse_cli_time(t_to, "--to")
@@ -159,14 +160,20 @@ def export_evidence(
     finally:
         store.close()
     typer.echo(f"evidence bundle written: {path}")
+    typer.echo(f"seal (SHA-256 of the manifest; keep it apart from the bundle): {bundle_digest(out)}")
 
 
 @export_app.command("verify")
-def export_verify(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]) -> None:
-    """Check every file of an evidence bundle against its SHA-256 manifest."""
+def export_verify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    digest: Annotated[str | None, typer.Option(help="The seal printed at export time.")] = None,
+) -> None:
+    """Check every file of an evidence bundle against its SHA-256 manifest (and the seal)."""
     from reports.evidence import verify_bundle
 
-    problems = verify_bundle(bundle)
+    if not bundle.is_dir():
+        raise ConfigError(f"{bundle} is not a directory")
+    problems = verify_bundle(bundle, expected_digest=digest)
     for p in problems:
         typer.echo(f"FAIL {p}", err=True)
     if problems:

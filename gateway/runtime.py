@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -25,6 +25,7 @@ from alerts.health import SensorHealth
 from alerts.lifecycle import AlertBook
 from alerts.sinks.config import build_dispatcher
 from alerts.sinks.dispatcher import Dispatcher
+from alerts.state import AlertSubject
 from alerts.types import AlertEvent
 from gateway.batching import Sorted
 from gateway.config import Settings
@@ -33,13 +34,14 @@ from rules.errors import ConfigError
 from rules.profiles import ProfileBook
 from rules.results import EngineResult, ExposureRecord
 from rules.shifts import SiteConfig
-from rules.types import ChannelKey, Hazard, ReadingBatch
-from storage.base import HistoryQuery, RecordKind, Store
+from rules.types import ChannelKey, Hazard, ReadingBatch, RuleKind
+from storage.base import HistoryQuery, PartialWriteError, RecordKind, Rejected, Store
 
 log = logging.getLogger(__name__)
 
 ALERT_CHECKPOINT = "alerts.json"
 STEL_WINDOW_S = 15 * 60.0  # the longest trailing window a rule looks back over
+STORE_HEALTH_EVERY_S = 10.0  # how often the spool's disk and the store are checked
 
 
 def profile_book(settings: Settings) -> ProfileBook:
@@ -64,7 +66,9 @@ def site_configs(settings: Settings) -> dict[str, SiteConfig]:
     }
 
 
-def open_configured_store(settings: Settings, *, read_only: bool = False) -> Store:
+def open_configured_store(
+    settings: Settings, *, read_only: bool = False, on_rejected: Callable[[PartialWriteError], None] | None = None
+) -> Store:
     from storage.factory import open_store
 
     token = settings.influx_token.get_secret_value() if settings.influx_token else None
@@ -81,6 +85,7 @@ def open_configured_store(settings: Settings, *, read_only: bool = False) -> Sto
         influx_user=settings.influx_user,
         influx_password=password,
         spool_dir=None if read_only else settings.state_dir / "spool",
+        on_rejected=on_rejected,
     )
 
 
@@ -107,6 +112,8 @@ class Runtime:
     health: SensorHealth
     sinks: Dispatcher
     side_events: list[AlertEvent] = field(default_factory=list)  # raised by the sinks themselves
+    rejected: list[Rejected] = field(default_factory=list)  # refused by the store for good
+    _next_health_s: float = 0.0
     _dirty: bool = field(default=False)
 
     @classmethod
@@ -119,11 +126,12 @@ class Runtime:
             max_gap_s=settings.max_gap_s,
             grace_s=settings.shift_grace_s,
         )
-        store = open_configured_store(settings)
+        rejected: list[Rejected] = []
+        store = open_configured_store(settings, on_rejected=lambda e: rejected.extend(e.rejected))
         alerts = _load_alerts(settings)
         side: list[AlertEvent] = []
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
-        rt = cls(settings, book, engine, alerts, store, SensorHealth(alerts), sinks, side)
+        rt = cls(settings, book, engine, alerts, store, SensorHealth(alerts), sinks, side, rejected)
         rt.rebuild_engine(time.time())
         return rt
 
@@ -154,8 +162,34 @@ class Runtime:
         return len(chan)
 
     # -- per batch --------------------------------------------------------------------------------
-    def write_readings(self, batch: ReadingBatch) -> None:
-        self.store.write_readings(self.engine.registry.keys, batch)
+    def write_readings(self, batch: ReadingBatch) -> list[Rejected]:
+        """Store a batch durably. Records the store refuses for good are returned (to be
+        dead-lettered); everything else is stored. Other store errors propagate (no ack)."""
+        try:
+            self.store.write_readings(self.engine.registry.keys, batch)
+        except PartialWriteError as exc:
+            return list(exc.rejected)
+        return []
+
+    def take_rejected(self) -> list[Rejected]:
+        """Records refused while the spool was replayed in the background."""
+        out, self.rejected[:] = list(self.rejected), []
+        return out
+
+    def store_health(self, now_s: float) -> list[AlertEvent]:
+        """A failing store or a filling disk is a `malfunction` alert long before data is at risk."""
+        probe = getattr(self.store, "health", None)
+        if probe is None or now_s < self._next_health_s:
+            return []
+        self._next_health_s = now_s + STORE_HEALTH_EVERY_S
+        h = probe()
+        subject = AlertSubject("gateway", "storage", self.settings.mqtt_client_id, "store")
+        if h.ok:
+            return self.alerts.clear_health(subject, RuleKind.OFFLINE, t_s=now_s, now_s=now_s,
+                                            message="store and spool healthy again")  # fmt: skip
+        detail = h.reason or h.store_error or "store unreachable"
+        text = f"Storage problem: {detail}; {h.spool_depth} batch(es) spooled, {h.free_bytes // 2**20} MiB free"
+        return self.alerts.raise_health(subject, RuleKind.OFFLINE, t_s=now_s, now_s=now_s, message=text)
 
     def judge(self, result: EngineResult, now_s: float) -> list[AlertEvent]:
         """Store closed-shift exposures; turn rule evaluations into alert lifecycle events."""
@@ -193,7 +227,7 @@ class Runtime:
         return ev, None
 
     def tick_alerts(self, now_s: float) -> list[AlertEvent]:
-        events = self.alerts.tick(now_s) + self.health.check(now_s)
+        events = self.alerts.tick(now_s) + self.health.check(now_s) + self.store_health(now_s)
         if self.side_events:
             events += self.side_events
             self.side_events.clear()

@@ -26,6 +26,7 @@ from rules.errors import OshError
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # wall-clock housekeeping: shift closing, escalation, silent sensors
+STORE_TOPIC = "(store)"  # dead letters for records the store refused name this instead of an MQTT topic
 
 
 @dataclass(slots=True)
@@ -102,7 +103,8 @@ class GatewayService:
         rt = self.rt
         sorted_ = sort_messages(msgs, rt.engine.registry, self.limits, now, self._channels)
         if len(sorted_.readings):
-            await asyncio.to_thread(rt.write_readings, sorted_.readings)
+            refused = await asyncio.to_thread(rt.write_readings, sorted_.readings)
+            sorted_.dead += [DeadLetter(STORE_TOPIC, r.reason, r.record.encode(), now) for r in refused]
         await self._publish_dead(sorted_.dead)
         for m in msgs:  # durable (or dead-lettered): now the broker may forget them
             self.edge.ack(m)
@@ -151,6 +153,8 @@ class GatewayService:
         while True:
             await asyncio.sleep(TICK_S)
             now = self.clock()
+            refused = self.rt.take_rejected()
+            await self._publish_dead([DeadLetter(STORE_TOPIC, r.reason, r.record.encode(), now) for r in refused])
             result = self.rt.engine.tick(now)
             events = self.rt.judge(result, now) if result.exposures or len(result.conditions) else []
             events += self.rt.tick_alerts(now)

@@ -37,7 +37,8 @@ from storage.base import HistoryQuery, RecordKind, Store
 ACK_LOOKAHEAD_S = 7 * 86400.0
 #: Shift records are fetched this far around the month (shift ids use site time, `t` is UTC).
 QUERY_MARGIN_S = 2 * 86400.0
-DEFAULT_TREND_MONTHS = 6
+#: Months in the trend, this one included: the quarter before it and this month.
+DEFAULT_TREND_MONTHS = 4
 SCHEMA = "oshmon.report.monthly/1"
 
 

@@ -135,9 +135,6 @@ class ShiftTable:
         return ShiftTable(*(getattr(self, f)[idx] for f in self.__slots__))
 
 
-_KEY_COLS = ("site", "zone", "device", "hazard", "worker", "shift")
-
-
 def _f(v: Any) -> float:
     return math.nan if v is None else float(v)
 
@@ -153,16 +150,17 @@ class _Parser:
     def __init__(self, pseudonym_key: bytes | None, defaults: Mapping[tuple[str, str], Tiers]) -> None:
         self.key = pseudonym_key
         self.defaults = defaults
-        self.judged: dict[tuple[str, str, tuple[tuple[str, float], ...]], Judged] = {}
+        self.judged: dict[tuple[Any, ...], Judged] = {}
         self.names: dict[str, str] = {}
 
     def judge(self, row: Mapping[str, Any]) -> Judged:
-        hazard, profile, limits = str(row["hazard"]), str(row.get("profile") or ""), _limits_of(row)
-        ck = (hazard, profile, tuple(sorted(limits.items())))
+        limits = row.get("limits") or {}
+        ck = (row["hazard"], row.get("profile") or "", limits if isinstance(limits, str) else tuple(limits.items()))
         found = self.judged.get(ck)
         if found is None:
+            hazard, profile = str(row["hazard"]), str(row.get("profile") or "")
             d = self.defaults.get((profile, hazard)) or self.defaults.get(("", hazard))
-            found = self.judged[ck] = judge(hazard, limits, d)
+            found = self.judged[ck] = judge(hazard, _limits_of(row), d)
         return found
 
     def worker(self, worker: str | None) -> str:
@@ -201,7 +199,8 @@ def parse_exposures(
     for row in rows:
         shift = row.get("shift") or ""
         if row.get("final") and (months is None or shift[:7] in months):
-            key = tuple(row.get(c) or "" for c in _KEY_COLS)
+            g = row.get
+            key = (g("site") or "", g("zone") or "", g("device") or "", g("hazard") or "", g("worker") or "", shift)
             latest[key] = _compact(p, row)
     keys, vals = list(latest), list(latest.values())
     judged: list[Judged] = [v[0] for v in vals]

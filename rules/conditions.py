@@ -17,20 +17,27 @@ import numpy as np
 from rules import exposure as ex
 from rules.kernel import Seq
 from rules.results import ConditionBatch
-from rules.state import Q_DOSE, Q_PRIMARY, ChannelState
+from rules.state import Q_COVERED, Q_DOSE, Q_PRIMARY, ChannelState
 from rules.tiers import SLOT, TierTable
 from rules.types import F64, I64, RULE_CODE, RuleKind
 
 B = np.ndarray[Any, np.dtype[np.bool_]]
+#: Data a shift needs before its TWA is projected (s): one STEL window, so one early burst
+#: at shift start does not raise a projection alone.
+MIN_PROJECTION_S = 900.0
 
 
 @dataclass(slots=True)
 class Figures:
-    """What the rules compare, per row of a sequence (None: not computed for this sequence)."""
+    """What the rules compare (None: not computed for this sequence).
+
+    TWA, LEX,8h and dose only grow within a shift, so the worst of a batch is the latest: they
+    are judged at each run's last reading, from the run's shift-to-date integrals.
+    """
 
     stel: F64 | None = None
-    running: F64 | None = None  # (n, NQ) shift-to-date integrals
-    run_ends: I64 | None = None  # last row of each run (monotone rules are judged there)
+    sums: F64 | None = None  # (R, NQ) shift-to-date integrals at each run's last reading
+    run_last: I64 | None = None  # row of each run's last reading
     level_rows: B | None = None  # rows whose level is judged (default: all)
     emit_rows: B | None = None  # rows whose other rules are judged (default: all)
 
@@ -42,16 +49,17 @@ def conditions_for(tiers: TierTable, meta: ChannelState, s: Seq, f: Figures) -> 
     if f.stel is not None:
         rows = _rows(tiers, RuleKind.STEL, g, f.emit_rows)
         parts.append(_rule(tiers, RuleKind.STEL, s, g, rows[np.isfinite(f.stel[rows])], f.stel))
-    if f.running is not None and f.run_ends is not None:
-        rows = _rows(tiers, RuleKind.TWA, g, f.emit_rows)
-        parts.append(_rule(tiers, RuleKind.TWA, s, g, rows[s.shift[rows]], ex.twa8(f.running[:, Q_PRIMARY])))
-        ends = f.run_ends[s.shift[f.run_ends]]
-        if f.emit_rows is not None:
-            ends = ends[f.emit_rows[ends]]
-        for rule in (RuleKind.LEX8H, RuleKind.DOSE):
-            rows = ends[tiers.has[g[ends], SLOT[rule]]]
-            if rows.size:
-                parts.append(_per_tier(tiers, rule, s, g, rows, _monotone_figure(tiers, rule, g, rows, f.running)))
+    if f.sums is not None and f.run_last is not None:
+        keep = s.shift[f.run_last] if f.emit_rows is None else s.shift[f.run_last] & f.emit_rows[f.run_last]
+        runs = np.flatnonzero(keep)
+        for rule in (RuleKind.TWA, RuleKind.LEX8H, RuleKind.DOSE, RuleKind.TWA_PROJECTED):
+            sel = runs[tiers.has[g[f.run_last[runs]], SLOT[rule]]]
+            if rule is RuleKind.TWA_PROJECTED:
+                sel = sel[f.sums[sel, Q_COVERED] >= MIN_PROJECTION_S]
+            if sel.size:
+                rows = f.run_last[sel]
+                fig = _cumulative(tiers, rule, g[rows], f.sums[sel], s.seg_e[rows] - s.t[rows])
+                parts.append(_per_tier(tiers, rule, s, g, rows, fig))
     return concat_conditions(parts)
 
 
@@ -60,12 +68,20 @@ def _rows(tiers: TierTable, rule: RuleKind, g: I64, mask: B | None) -> I64:
     return np.flatnonzero(ok if mask is None else ok & mask)
 
 
-def _monotone_figure(tiers: TierTable, rule: RuleKind, g: I64, rows: I64, running: F64) -> F64:
-    """LEX,8h (one column) or dose % per tier (which dose integral each tier compares)."""
+def _cumulative(tiers: TierTable, rule: RuleKind, g: I64, sums: F64, remaining_s: F64) -> F64:
+    """TWA8, projected TWA8, LEX,8h, or dose % per tier (which dose integral each tier compares).
+
+    Projected TWA8 = (∫C dt + C̄·T_left)/8 h, with C̄ = ∫C dt / covered time of the shift so far
+    and T_left the time to the shift's end: where the shift average ends if nothing changes.
+    """
+    if rule is RuleKind.TWA:
+        return ex.twa8(sums[:, Q_PRIMARY])
+    if rule is RuleKind.TWA_PROJECTED:
+        mean = sums[:, Q_PRIMARY] / sums[:, Q_COVERED]
+        return ex.twa8(sums[:, Q_PRIMARY] + mean * np.maximum(remaining_s, 0.0))
     if rule is RuleKind.LEX8H:
-        return ex.lex8h(running[rows, Q_PRIMARY])
-    slot = tiers.dose_slot[g[rows]]
-    return ex.dose_pct(np.take_along_axis(running[rows], Q_DOSE + slot, axis=1))
+        return ex.lex8h(sums[:, Q_PRIMARY])
+    return ex.dose_pct(np.take_along_axis(sums, Q_DOSE + tiers.dose_slot[g], axis=1))
 
 
 def _rule(tiers: TierTable, rule: RuleKind, s: Seq, g: I64, rows: I64, fig: F64) -> ConditionBatch:

@@ -167,7 +167,7 @@ class ExposureEngine:
         gas = ~live["sound"][s.ch]
         stel = k.stel(live, live, s, x, gas, self.max_gap_s)
         r = k.runs(live, s, h, stel)
-        figures = Figures(stel, r.running, r.end - 1, None if emit is None else new, emit)
+        figures = Figures(stel, r.sums, r.end - 1, None if emit is None else new, emit)
         cond = conditions_for(self.tiers, live, s, figures)
         records = self.closer.leaving(s, h, r)
         k.write_bins(live, live, s, x, np.flatnonzero(gas[s.starts]), self.max_gap_s)

@@ -67,34 +67,54 @@ class Holds:
 
 def holds(st: ChannelState, meta: ChannelState, s: Seq, max_gap_s: float, floors: F64, noise: F64) -> Holds:
     """Predecessors, hold pieces and their integrals (C or 10^(L/10), dose weights, seconds)."""
-    tp = np.empty_like(s.t)
-    vp = np.empty_like(s.v)
-    tp[1:], vp[1:] = s.t[:-1], s.v[:-1]
-    tp[s.starts], vp[s.starts] = st["t_last"][s.chans], st["v_last"][s.chans]
-    sp = np.empty_like(s.seg_s)
-    sp[1:] = s.seg_s[:-1]
-    sp[s.starts] = st["seg_start"][s.chans]
+    tp, vp = _shifted(s.t, st["t_last"], s), _shifted(s.v, st["v_last"], s)
+    he = np.minimum(s.t, tp + max_gap_s)
+    held = he - tp
+    change = np.empty(s.t.shape[0], bool)
+    change[1:] = s.seg_s[1:] != s.seg_s[:-1]
+    change[s.starts] = st["seg_start"][s.chans] != s.seg_s[s.starts]
+    orphan = s.starts[~st["has"][s.chans]]  # a channel's first reading ever: nothing to close
+    tp[orphan], vp[orphan], he[orphan], held[orphan] = np.nan, 0.0, -np.inf, 0.0
+    change[orphan] = False
+    leave = np.flatnonzero(change)
+    length = held.copy()
+    length[leave] = np.maximum(he[leave] - np.maximum(tp[leave], s.seg_s[leave]), 0.0)
     has_pred = np.ones(s.t.shape[0], bool)
-    has_pred[s.starts] = st["has"][s.chans]
-    vp = np.where(has_pred, vp, 0.0)
-    he = np.where(has_pred, np.minimum(s.t, tp + max_gap_s), -np.inf)
-    held = np.where(has_pred, he - tp, 0.0)
-    leave_mask = has_pred & (sp != s.seg_s)
-    length = np.where(leave_mask, np.maximum(he - np.maximum(tp, s.seg_s), 0.0), held)
-    w = weights(meta, s.ch, vp, floors, noise)
-    cur = w * length[:, None]
-    leave = np.flatnonzero(leave_mask)
-    old, trailing = _left_behind(st, s, leave, tp, he, w)
+    has_pred[orphan] = False
+    old, trailing = _left_behind(st, meta, s, leave, tp, he, vp, floors, noise)
     silence = s.t - np.maximum(he, s.seg_s)
-    return Holds(has_pred, held, vp, cur, leave, old, trailing, silence)
+    return Holds(has_pred, held, vp, integrals(meta, s.ch, vp, length, floors, noise), leave, old, trailing, silence)
 
 
-def _left_behind(st: ChannelState, s: Seq, leave: I64, tp: F64, he: F64, w: F64) -> tuple[F64, F64]:
+def _shifted(x: F64, last: F64, s: Seq) -> F64:
+    """Each row's predecessor value: the previous row, or the channel's open reading."""
+    out = np.empty_like(x)
+    out[1:] = x[:-1]
+    out[s.starts] = last[s.chans]
+    return out
+
+
+def _left_behind(
+    st: ChannelState, meta: ChannelState, s: Seq, leave: I64, tp: F64, he: F64, vp: F64, floors: F64, noise: F64
+) -> tuple[F64, F64]:
     """For readings entering a new segment: the hold part still in the old one, and its end silence."""
     ep = np.where(s.first[leave], st["seg_end"][s.ch[leave]], s.seg_e[np.maximum(leave - 1, 0)])
     stop = np.minimum(he[leave], ep)
-    old = w[leave] * np.maximum(stop - tp[leave], 0.0)[:, None]
+    old = weights(meta, s.ch[leave], vp[leave], floors, noise) * np.maximum(stop - tp[leave], 0.0)[:, None]
     return old, ep - np.maximum(stop, tp[leave])
+
+
+def integrals(meta: ChannelState, ch: I64, value: F64, length: F64, floors: F64, noise: F64) -> F64:
+    """(n, NQ) integrals of `value` held for `length` seconds (see `weights`)."""
+    out = np.empty((value.shape[0], NQ))
+    out[:, Q_PRIMARY] = value * length
+    out[:, Q_DOSE : Q_DOSE2 + 1] = 0.0
+    out[:, Q_COVERED] = length
+    sound = meta["sound"][ch]
+    if sound.any():
+        idx = np.flatnonzero(sound)
+        out[idx, : Q_DOSE2 + 1] = _sound_weights(meta, ch[idx], value[idx], floors, noise) * length[idx, None]
+    return out
 
 
 def weights(meta: ChannelState, ch: I64, value: F64, floors: F64, noise: F64) -> F64:
@@ -103,19 +123,26 @@ def weights(meta: ChannelState, ch: I64, value: F64, floors: F64, noise: F64) ->
     Dose weight 2^((L − criterion)/exchange) where L >= floor, else 0 (29 CFR 1910.95 App. A;
     30 CFR 62 Table 62-1). Energy 10^(L/10) (ISO 1999, Directive 2003/10/EC Art. 2(b)).
     """
-    w = np.zeros((value.shape[0], NQ))
+    w = np.empty((value.shape[0], NQ))
     w[:, Q_PRIMARY] = value
+    w[:, Q_DOSE : Q_DOSE2 + 1] = 0.0
     w[:, Q_COVERED] = 1.0
     sound = meta["sound"][ch]
     if sound.any():
         idx = np.flatnonzero(sound)
-        lv = value[idx]
-        prof = meta["profile"][ch[idx]]
-        w[idx, Q_PRIMARY] = ex.energy(lv)
-        rate = np.exp2((lv - noise[prof, 0]) / noise[prof, 1])
-        w[idx, Q_DOSE] = np.where(lv >= floors[prof, 0], rate, 0.0)
-        w[idx, Q_DOSE2] = np.where(lv >= floors[prof, 1], rate, 0.0)
+        w[idx, : Q_DOSE2 + 1] = _sound_weights(meta, ch[idx], value[idx], floors, noise)
     return w
+
+
+def _sound_weights(meta: ChannelState, ch: I64, level: F64, floors: F64, noise: F64) -> F64:
+    """(n, 3): 10^(L/10), and 2^((L − criterion)/exchange) above each of the two dose floors."""
+    prof = meta["profile"][ch]
+    out = np.empty((level.shape[0], 3))
+    out[:, Q_PRIMARY] = ex.energy(level)
+    rate = np.exp2((level - noise[prof, 0]) / noise[prof, 1])
+    out[:, Q_DOSE] = np.where(level >= floors[prof, 0], rate, 0.0)
+    out[:, Q_DOSE2] = np.where(level >= floors[prof, 1], rate, 0.0)
+    return out
 
 
 @dataclass(slots=True)
@@ -127,8 +154,7 @@ class Runs:
     chan: I64
     cont: B  # the run continues the channel's current segment
     last: B  # the run is its channel's last in this sequence
-    sums: F64  # (R, NQ) segment integrals at the run's last reading
-    running: F64  # (n, NQ) shift-to-date integrals at each reading
+    sums: F64  # (R, NQ) shift-to-date integrals at the run's last reading
     peak: F64
     stel_max: F64
     silence_max: F64
@@ -145,6 +171,10 @@ def seg_cumsum(x: F64, starts: I64, ends: I64) -> F64:
     out = np.empty_like(x)
     lengths = ends - starts
     if lengths.size == 0:
+        return out
+    width = int(lengths[0])
+    if (lengths == width).all():  # equal groups (a steady stream): a reshape, no gather
+        out[:] = np.cumsum(x.reshape(lengths.size, width, *x.shape[1:]), axis=1).reshape(x.shape)
         return out
     bucket = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
     for b in np.unique(bucket).tolist():
@@ -164,14 +194,13 @@ def runs(st: ChannelState, s: Seq, h: Holds, stel: F64) -> Runs:
     new_run[1:] |= s.seg_s[1:] != s.seg_s[:-1]
     start = np.flatnonzero(new_run)
     end = np.append(start[1:], n).astype(np.int64)
-    rid = np.cumsum(new_run) - 1
     chan = s.ch[start]
     cont = s.first[start] & st["has"][chan] & (st["seg_start"][chan] == s.seg_s[start])
     last = np.append(chan[1:] != chan[:-1], True)
-    base = np.where(cont[:, None], st["acc"][chan], 0.0)
-    running = seg_cumsum(h.cur, start, end) + base[rid]
+    sums = np.add.reduceat(h.cur, start, axis=0)
+    sums[cont] += st["acc"][chan[cont]]
     return Runs(
-        start, end, chan, cont, last, running[end - 1], running,
+        start, end, chan, cont, last, sums,
         _carry(np.maximum.reduceat(s.v, start), cont, st["peak"][chan]),
         _carry(np.maximum.reduceat(stel, start), cont, st["stel_max"][chan]),
         _carry(np.maximum.reduceat(h.silence, start), cont, st["silence_max"][chan]),

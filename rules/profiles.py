@@ -162,7 +162,8 @@ class _Builder:
     def _profile(self, name: str, res: _Resolved) -> Profile:
         noise = NoiseParams(**res.noise)
         tiers: dict[tuple[Hazard, RuleKind], tuple[int, ...]] = {}
-        for key, group in sorted(res.groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        groups = {**res.groups, **_projections(res.groups)}
+        for key, group in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
             ordered = sorted(group, key=_tier_order)
             ids = []
             for lim in ordered:
@@ -214,6 +215,26 @@ def _apply(res: _Resolved, spec: ProfileSpec) -> None:
     res.groups.update(fresh)  # a layer's tiers for (hazard, rule) replace the inherited ones
     for mix in spec.mixtures:
         res.mixtures[mix.name] = (mix, spec.origin)
+
+
+def _projections(groups: Mapping[tuple[Hazard, RuleKind], list[Limit]]) -> dict[tuple[Hazard, RuleKind], list[Limit]]:
+    """An early warning per TWA limit tier of severity alarm or worse: the shift-to-date TWA
+    projected to the shift's end at the shift's mean concentration so far reaches the limit."""
+    out: dict[tuple[Hazard, RuleKind], list[Limit]] = {}
+    for (hazard, rule), group in groups.items():
+        if rule is not RuleKind.TWA:
+            continue
+        for lim in group:
+            if lim.severity.rank >= Severity.ALARM.rank:
+                out.setdefault((hazard, RuleKind.TWA_PROJECTED), []).append(
+                    dataclasses.replace(
+                        lim, rule=RuleKind.TWA_PROJECTED, severity=Severity.WARNING, clear_at=None,
+                        label=f"projected to exceed: {lim.label}",
+                        action=f"At this rate the shift average will pass {lim.threshold:g} {lim.unit} before the "
+                        "shift ends: reduce exposure now.",
+                    )  # fmt: skip
+                )
+    return out
 
 
 def _tier_order(lim: Limit) -> tuple[int, float]:

@@ -1,8 +1,8 @@
 """The raw ring: each channel's readings since its checkpoint, kept for exact replay.
 
 Per channel a circular buffer of `K` slots holds (t, value, STEL at t) in time order from
-`ring_head`. Pushing a sequence appends it; what overflows is *evicted*: returned in order so
-the engine can fold it into the checkpoint state.
+`ring_head`. Pushing a sequence appends it; what overflows (or is older than the reorder
+horizon) is *evicted*: returned in order so the engine can fold it into the checkpoint state.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import numpy as np
 from rules.kernel import Seq
 from rules.state import ChannelState
 from rules.types import F64, I64
+
+_FIELDS = ("ring_t", "ring_v", "ring_stel")
 
 
 @dataclass(slots=True)
@@ -43,29 +45,35 @@ def push(live: ChannelState, s: Seq, stel: F64, keep_s: float) -> Evicted:
     r_n, head = live["ring_n"][c], live["ring_head"][c]
     e = np.maximum(np.maximum(r_n + n_new - k, 0), _too_old(live, s, keep_s))
     e_old = np.minimum(e, r_n)
-    e_new = e - e_old
+    out_start = np.cumsum(e) - e
+    ev = Evicted(np.repeat(c, e), np.empty(int(e.sum())), np.empty(int(e.sum())), np.empty(int(e.sum())))
     own, pos = _expand(e_old)
-    slot_old = (head[own] + pos) % k
-    own_n, pos_n = _expand(e_new)
-    rows_new = s.starts[own_n] + pos_n
-    group = np.concatenate((own, own_n))
-    order = np.argsort(group, kind="stable")
-    ev = Evicted(
-        np.concatenate((c[own], c[own_n]))[order],
-        np.concatenate((live["ring_t"][c[own], slot_old], s.t[rows_new]))[order],
-        np.concatenate((live["ring_v"][c[own], slot_old], s.v[rows_new]))[order],
-        np.concatenate((live["ring_stel"][c[own], slot_old], stel[rows_new]))[order],
-    )
-    keep = n_new - e_new
-    own_k, pos_k = _expand(keep)
-    j = e_new[own_k] + pos_k
-    rows = s.starts[own_k] + j
-    slot = (head[own_k] + r_n[own_k] + j) % k
-    cc = c[own_k]
-    live["ring_t"][cc, slot], live["ring_v"][cc, slot], live["ring_stel"][cc, slot] = s.t[rows], s.v[rows], stel[rows]
+    flat_old = c[own] * k + (head[own] + pos) % k
+    for name, dst in zip(_FIELDS, (ev.t, ev.v, ev.stel), strict=True):
+        dst[out_start[own] + pos] = live[name].reshape(-1)[flat_old]
+    own, pos = _expand(e - e_old)
+    rows = s.starts[own] + pos
+    for src, dst in zip((s.t, s.v, stel), (ev.t, ev.v, ev.stel), strict=True):
+        dst[out_start[own] + e_old[own] + pos] = src[rows]
+    _write_kept(live, s, stel, e - e_old)
     live["ring_head"][c] = (head + e) % k
     live["ring_n"][c] = r_n + n_new - e
     return ev
+
+
+def _write_kept(live: ChannelState, s: Seq, stel: F64, e_new: I64) -> None:
+    """Store the new readings that stay in the ring (all but the first e_new of each group)."""
+    k = live["ring_t"].shape[1]
+    c = s.chans
+    tail_start = s.starts + e_new
+    if (e_new == 0).all():  # everything stays: rows are the whole sequence
+        own, rows = s.gidx, np.arange(s.t.shape[0])
+    else:
+        own, pos = _expand(s.ends - tail_start)
+        rows = tail_start[own] + pos
+    slot = c[own] * k + (live["ring_head"][c][own] + live["ring_n"][c][own] + rows - s.starts[own]) % k
+    for name, src in zip(_FIELDS, (s.t, s.v, stel), strict=True):
+        live[name].reshape(-1)[slot] = src[rows]
 
 
 def _too_old(live: ChannelState, s: Seq, keep_s: float) -> I64:

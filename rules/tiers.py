@@ -17,7 +17,7 @@ from rules.results import Direction
 from rules.types import F64, I8, I32, I64, RULE_CODE, Hazard, RuleKind
 
 #: Rules the engine computes per reading, in the order of the tier table's rule axis.
-JUDGED_RULES = (RuleKind.LEVEL, RuleKind.STEL, RuleKind.TWA, RuleKind.LEX8H, RuleKind.DOSE)
+JUDGED_RULES = (RuleKind.LEVEL, RuleKind.STEL, RuleKind.TWA, RuleKind.LEX8H, RuleKind.DOSE, RuleKind.TWA_PROJECTED)
 SLOT = {r: i for i, r in enumerate(JUDGED_RULES)}
 HAZARDS = tuple(Hazard)
 #: Dose integrals kept per noise channel (the profile's own threshold plus one more tier floor).

@@ -86,6 +86,7 @@ class RuleKind(StrEnum):
     CALIBRATION_DUE = "calibration_due"
     GAP = "gap"
     MIXTURE = "mixture"  # Σ Ci/Li of the gases a profile groups (29 CFR 1910.1000(d)(2)(i))
+    TWA_PROJECTED = "twa_projected"  # shift TWA projected to the shift's end: an early warning
 
 
 #: Rule codes used in columnar arrays (`ConditionBatch.rule`).

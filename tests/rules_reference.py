@@ -101,16 +101,18 @@ def figures_at(book: ProfileBook, ch: RefChannel, i: int, max_gap: float, floor:
         out["stel"] = sum(v * overlap(a, b, t_i - WINDOW, t_i) for a, b, v in holds) / WINDOW
     shift = shift_of(ch.site, t_i)
     if shift is not None:
-        prim = dose = 0.0
+        prim = dose = covered = 0.0
         for a, b, v in holds:
             piece = overlap(a, b, shift.start, t_i)
             w = weight(book, ch.profile, ch.key.hazard, v, floor)
-            prim, dose = prim + w[0] * piece, dose + w[1] * piece
+            prim, dose, covered = prim + w[0] * piece, dose + w[1] * piece, covered + piece
         if ch.key.hazard in SOUND_LEVEL_HAZARDS:
             out["lex8h"] = 10 * math.log10(prim / EIGHT_H) if prim > 0 else -math.inf
             out["dose"] = 100 * dose / EIGHT_H
         else:
             out["twa"] = prim / EIGHT_H
+            if covered > 0:  # projected to the shift's end at the shift's mean so far
+                out["twa_projected"] = (prim + prim / covered * (shift.end - t_i)) / EIGHT_H
     return out
 
 

@@ -54,6 +54,8 @@ def publish_stream(
 
     def run() -> None:
         pub = Publisher(port)
+        done: set[int] = set()
+        pub.client.on_publish = lambda _c, _u, mid, _rc, _p: done.add(mid)
         infos = []
         try:
             for k in range(n):
@@ -62,8 +64,11 @@ def publish_stream(
                 infos.append(pub.client.publish(f"osh/kop-9/north/{device}/data", json.dumps(payload), qos=1))
                 if pause_s:
                     time.sleep(pause_s)
-            for info in infos:  # paho resends unacknowledged QoS 1 messages after a reconnect
-                info.wait_for_publish(180)
+            # paho resends unacknowledged QoS 1 messages after a reconnect; its wait_for_publish()
+            # raises for messages queued while disconnected, so count PUBACKs instead.
+            deadline = time.time() + 180
+            while any(i.mid not in done for i in infos) and time.time() < deadline:
+                time.sleep(0.05)
         finally:
             pub.close()
 

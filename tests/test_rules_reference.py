@@ -21,7 +21,8 @@ from rules.profiles import ProfileBook
 from rules.results import ExposureRecord
 from rules.shifts import SiteConfig
 from rules.state import BIN_S
-from rules.types import RULE_BY_CODE, ChannelKey, Hazard, ReadingBatch
+from rules.results import Direction
+from rules.types import RULE_BY_CODE, ChannelKey, Hazard, ReadingBatch, RuleKind
 from tests.rules_reference import RefChannel, figures_at, records
 
 BOOK = ProfileBook.load()
@@ -32,12 +33,12 @@ SITES = {
 }
 #: (site, hazard, value range): EU CO STEL/TWA and LEX,8h; MSHA levels (CH4, O2 below), dose, silica.
 CHANNELS = [
-    ("utc", Hazard.CO, (0.0, 300.0)),
+    ("utc", Hazard.CO, (0.0, 400.0)),
     ("utc", Hazard.NOISE, (60.0, 110.0)),
     ("bg", Hazard.CH4, (0.0, 2.5)),
     ("bg", Hazard.O2, (17.0, 21.0)),
     ("bg", Hazard.NOISE, (70.0, 115.0)),
-    ("bg", Hazard.SILICA, (0.0, 0.2)),
+    ("bg", Hazard.SILICA, (0.0, 2.0)),
 ]
 #: Belgrade spring-forward night (29 Mar 2026, 02:00 → 03:00), so shifts and DST both occur.
 START = datetime(2026, 3, 28, 20, 0, tzinfo=ZoneInfo("Europe/Belgrade")).timestamp()
@@ -117,6 +118,20 @@ def _check_rows(eng: ExposureEngine, cond: object, ref: dict[int, RefChannel]) -
         want = figures_at(eng.book, rch, idx, MAX_GAP, floor)[rule]
         tol = stel_tolerance(rch, t) if rule == "stel" else 0.0
         assert close(float(c.value[i]), want, tol), (rule, t, float(c.value[i]), want)  # type: ignore[attr-defined]
+        _check_severity(eng, rch, RULE_BY_CODE[c.rule[i]], want, tol, int(c.severity[i]))  # type: ignore[attr-defined]
+
+
+def _check_severity(eng: ExposureEngine, rch: RefChannel, rule: RuleKind, want: float, tol: float, sev: int) -> None:
+    """The row's severity is the worst tier the reference figure passes (unless within tolerance)."""
+    expected = -1
+    for lid in eng.book.profile(rch.profile).tiers(rch.key.hazard, rule):
+        lim = eng.book.limits[lid]
+        if abs(want - lim.threshold) <= tol + 1e-9 * max(1.0, abs(want)):
+            return
+        passed = want >= lim.threshold if lim.direction is Direction.ABOVE else want <= lim.threshold
+        if passed:
+            expected = max(expected, lim.severity.rank)
+    assert sev == expected, (rule, want, sev, expected)
 
 
 def _check_running(eng: ExposureEngine, ch: int, rch: RefChannel) -> None:
