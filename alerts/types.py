@@ -49,6 +49,11 @@ class AlertEvent:
     message: str
     by: str | None = None
     note: str | None = None
+    # Tamper evidence (alerts/audit.py): which writer's chain, position in it, and the hashes.
+    audit_chain: str | None = None
+    audit_seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object of SPEC §2.2 (times as RFC 3339 strings)."""

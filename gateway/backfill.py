@@ -54,8 +54,7 @@ def backfill(
                 if ev.event == "raised":
                     delay = ACK_DELAY_S[counts["alert_events"] % len(ACK_DELAY_S)]
                     pending.append((ev.t_s + delay, ev.alert_id))
-        if events:
-            rt.store.write_alert_events(events)
+        rt.record_events(events)
         counts["messages"] += len(chunk)
         counts["readings"] += len(sorted_.readings)
         counts["alert_events"] += len(events)

@@ -39,7 +39,8 @@ app.add_typer(cli_data.audit_app, name="audit")
 def main() -> None:
     """Console entry point: translate our errors to one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
+        sys.exit(rc if isinstance(rc, int) else 0)
     except OshError as exc:
         print(f"oshmon: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -20,8 +20,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alerts.health_policy import HealthPolicy
+from alerts.policy import DEFAULT_ESCALATE_AFTER_S, AlertPolicy
 from alerts.sinks.config import ConsoleConfig, SinksConfig
 from rules.errors import ConfigError
+from rules.types import Severity
 
 
 class SiteSettings(BaseModel):
@@ -32,6 +35,44 @@ class SiteSettings(BaseModel):
     shift_starts: list[str] = Field(default_factory=lambda: ["06:00", "14:00", "22:00"])
     shift_hours: float = Field(default=8.0, gt=0, le=24)
     profile: str | None = None
+
+
+class AlertPolicySettings(BaseModel):
+    """Alert lifecycle timing (docs/alerts.md); defaults suit a control room."""
+
+    model_config = ConfigDict(extra="forbid")
+    escalate_after_s: dict[Severity, float] = Field(default_factory=lambda: dict(DEFAULT_ESCALATE_AFTER_S))
+    remind_every_s: float | None = Field(default=900.0, gt=0)
+    clear_hold_s: float = Field(default=60.0, ge=0)
+    flap_window_s: float = Field(default=600.0, ge=0)
+
+    def policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            clear_hold_s=self.clear_hold_s,
+            flap_window_s=self.flap_window_s,
+            escalate_after_s={**DEFAULT_ESCALATE_AFTER_S, **self.escalate_after_s},
+            remind_every_s=self.remind_every_s,
+        )
+
+
+class HealthSettings(BaseModel):
+    """Sensor-health checks (severity malfunction)."""
+
+    model_config = ConfigDict(extra="forbid")
+    offline_k: float = Field(default=3.0, gt=0)  # silent for k x the device's interval = offline
+    min_silence_s: float = Field(default=30.0, ge=0)
+    default_interval_s: float = Field(default=60.0, gt=0)
+    stuck_after_s: float = Field(default=1800.0, gt=0)
+    calibration_days: float = Field(default=31.0, gt=0)  # 30 CFR 75.351(n)
+
+    def policy(self) -> HealthPolicy:
+        return HealthPolicy(
+            offline_k=self.offline_k,
+            min_silence_s=self.min_silence_s,
+            default_interval_s=self.default_interval_s,
+            stuck_after_s=self.stuck_after_s,
+            calibration_days=self.calibration_days,
+        )
 
 
 class Settings(BaseSettings):
@@ -67,6 +108,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=400, ge=366)
     # Alert sinks besides MQTT (console, webhook, e-mail), routed per site and severity.
     sinks: SinksConfig = Field(default_factory=lambda: SinksConfig(sinks=[ConsoleConfig(kind="console")]))
+    alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     log_level: str = "INFO"
 
     @field_validator("serve_sites", mode="before")

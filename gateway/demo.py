@@ -230,6 +230,7 @@ def start_backfill(opts: DemoOptions, settings: Settings) -> tuple[subprocess.Po
         "OSH_STORE": "sqlite",
         "OSH_SQLITE_PATH": str(settings.sqlite_path),
         "OSH_STATE_DIR": str(opts.out / "backfill-state"),
+        "OSH_MQTT_CLIENT_ID": "oshmon-demo-backfill",
         "OSH_PROFILE": settings.profile,
         "OSH_PROFILE_DIRS": orjson.dumps([str(p) for p in settings.profile_dirs]).decode(),
         "OSH_SINKS": '{"sinks": []}',

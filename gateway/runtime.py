@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import orjson
 from pydantic import SecretStr
 
+from alerts.audit import AuditChain, verify_chain
 from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
 from alerts.health import SensorHealth
 from alerts.lifecycle import AlertBook
@@ -113,6 +115,7 @@ class Runtime:
     sinks: Dispatcher
     side_events: list[AlertEvent] = field(default_factory=list)  # raised by the sinks themselves
     rejected: list[Rejected] = field(default_factory=list)  # refused by the store for good
+    audit: AuditChain = field(default_factory=AuditChain)
     _next_health_s: float = 0.0
     _dirty: bool = field(default=False)
 
@@ -129,11 +132,27 @@ class Runtime:
         rejected: list[Rejected] = []
         store = open_configured_store(settings, on_rejected=lambda e: rejected.extend(e.rejected))
         alerts = _load_alerts(settings)
+        health = SensorHealth(alerts, settings.health.policy())
         side: list[AlertEvent] = []
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
-        rt = cls(settings, book, engine, alerts, store, SensorHealth(alerts), sinks, side, rejected)
+        rt = cls(settings, book, engine, alerts, store, health, sinks, side, rejected)
+        rt.audit = _restore_chain(store, settings.mqtt_client_id)
         rt.rebuild_engine(time.time())
         return rt
+
+    def record_events(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
+        """Seal events into this gateway's audit chain and store them; returns the sealed events.
+
+        Times are cut to whole milliseconds first, as the stores keep them, so that the stored
+        row hashes to exactly what was sealed (alerts/audit.py)."""
+        sealed: list[AlertEvent] = []
+        for ev in events:
+            ev = replace(ev, t_s=_ms(ev.t_s), since_s=_ms(ev.since_s), audit_chain=self.settings.mqtt_client_id)
+            link = self.audit.append(ev)
+            sealed.append(replace(ev, audit_seq=link.audit_seq, prev_hash=link.prev_hash, hash=link.hash))
+        if sealed:
+            self.store.write_alert_events(sealed)
+        return sealed
 
     def rebuild_engine(self, now_s: float) -> int:
         """Replay the running shifts' readings from the store, so a restart does not reset
@@ -264,13 +283,14 @@ class Runtime:
 
 def _load_alerts(settings: Settings) -> AlertBook:
     path = settings.state_dir / ALERT_CHECKPOINT
+    policy = settings.alerts.policy()
     if not path.exists():
-        return AlertBook()
+        return AlertBook(policy)
     try:
-        return AlertBook.restore(orjson.loads(path.read_bytes()))
+        return AlertBook.restore(orjson.loads(path.read_bytes()), policy)
     except (SnapshotError, orjson.JSONDecodeError) as exc:
         log.error("alert checkpoint %s unreadable (%s); starting with no open alerts", path, exc)
-        return AlertBook()
+        return AlertBook(policy)
 
 
 def describe_status(settings: Settings) -> str:
@@ -288,5 +308,41 @@ def describe_status(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _ms(t_s: float) -> float:
+    return round(t_s * 1000.0) / 1000.0
+
+
+def _restore_chain(store: Store, chain: str) -> AuditChain:
+    """Continue this gateway's chain where the stored events end."""
+    last: dict[str, Any] | None = None
+    for row in store.query(HistoryQuery(RecordKind.ALERTS)):
+        if row.get("audit_chain") == chain and (last is None or row["audit_seq"] > last["audit_seq"]):
+            last = row
+    if last is None:
+        return AuditChain()
+    return AuditChain(head=str(last["hash"]), next_seq=int(last["audit_seq"]) + 1)
+
+
 def verify_audit_chain(settings: Settings) -> tuple[bool, str]:
-    raise ConfigError("audit verification needs alerts/audit.py")
+    """Check every stored alert event against its writer's hash chain (30 CFR 75.351(o))."""
+    store = open_configured_store(settings, read_only=True)
+    chains: dict[str, list[dict[str, Any]]] = {}
+    unsealed = 0
+    try:
+        for row in store.query(HistoryQuery(RecordKind.ALERTS)):
+            if row.get("audit_chain") is None or row.get("hash") is None:
+                unsealed += 1
+            else:
+                chains.setdefault(str(row["audit_chain"]), []).append(row)
+    finally:
+        store.close()
+    lines, ok = [], unsealed == 0
+    for name, rows in sorted(chains.items()):
+        result = verify_chain(rows)
+        ok = ok and result.ok
+        lines.append(f"chain {name}: {result.message()}")
+    if unsealed:
+        lines.append(f"{unsealed} stored alert event(s) carry no audit hash: written outside oshmon")
+    if not chains and not unsealed:
+        lines.append("no alert events stored yet")
+    return ok, "\n".join(lines)

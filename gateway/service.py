@@ -140,7 +140,7 @@ class GatewayService:
         if not events:
             return
         self.counters.alert_events += len(events)
-        await asyncio.to_thread(self.rt.store.write_alert_events, events)
+        events = await asyncio.to_thread(self.rt.record_events, events)
         prefix = self.rt.settings.topic_prefix
         for ev in events:
             self.edge.publish_nowait(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), qos=1)

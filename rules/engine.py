@@ -19,6 +19,7 @@ from rules.conditions import Figures, conditions_for, merge_conditions
 from rules.errors import ConfigError
 from rules.exposure import STEL_WINDOW_S
 from rules.kernel import Seq
+from rules.mixtures import MixtureIndex
 from rules.profiles import ProfileBook, SiteConfig
 from rules.results import ConditionBatch, EngineResult, ExposureRecord
 from rules.shifts import SiteBook
@@ -67,6 +68,7 @@ class ExposureEngine:
         self.live = ChannelState.empty({**meta_spec(), **track_spec(), **live_spec(reorder_readings, bins_for(reorder_s))})
         self.ck = ChannelState.empty(track_spec())
         self.closer = Closer(self)
+        self.mixtures = MixtureIndex(self)
         self.stats = {"readings": 0, "replayed": 0, "late_dropped": 0}
 
     # -- channels ---------------------------------------------------------------------------------
@@ -107,6 +109,7 @@ class ExposureEngine:
         if keep.any():
             cond, records = self._sequence(ch[keep], t[keep], v[keep], replay)
             parts.append(cond)
+        parts.append(self.mixtures.conditions(np.unique(ch)))
         self.sites.note_times(self.live["site"][ch], t)
         records += self.closer.close(self.live["seg_end"][: self.live.size] <= self._site_time())
         return EngineResult(merge_conditions(parts), records)

@@ -51,7 +51,7 @@ COLUMNS: dict[RecordKind, tuple[str, ...]] = {
     RecordKind.ALERTS: (
         "t", "alert_id", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker",
         "value", "threshold", "unit", "since", "profile", "limit_source", "action", "message",
-        "by", "note",
+        "by", "note", "audit_chain", "audit_seq", "prev_hash", "hash",
     ),
 }  # fmt: skip
 

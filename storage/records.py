@@ -153,6 +153,10 @@ def alert_fields(ev: AlertEvent) -> dict[str, Any]:
         "message": ev.message,
         "by": ev.by,
         "note": ev.note,
+        "audit_chain": ev.audit_chain,
+        "audit_seq": ev.audit_seq,
+        "prev_hash": ev.prev_hash,
+        "hash": ev.hash,
     }
 
 
@@ -189,6 +193,11 @@ def alert_row(t_ms: int, values: Mapping[str, Any]) -> dict[str, Any]:
     row["since"] = rfc3339(float(since)) if since is not None else row["t"]
     row["by"] = values.get("by")
     row["note"] = values.get("note")
+    row["audit_chain"] = values.get("audit_chain")
+    seq = values.get("audit_seq")
+    row["audit_seq"] = None if seq is None else int(seq)
+    row["prev_hash"] = values.get("prev_hash")
+    row["hash"] = values.get("hash")
     return {c: row[c] for c in COLUMNS[RecordKind.ALERTS]}
 
 

@@ -59,10 +59,20 @@ class SqliteStore:
             self._db = self._connect()
             if self._db.execute("PRAGMA user_version").fetchone()[0] != sch.SCHEMA_VERSION:
                 with self._lock:  # only a new file needs the write lock, so readers never wait
+                    self._migrate()
                     self._db.executescript(sch.SCHEMA)
                     self._db.execute(f"PRAGMA user_version = {sch.SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open SQLite store {self.path}: {e}", retryable=False) from e
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older oshmon up to the current schema, in place."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        has_alert = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alert'").fetchone()[0]
+        while has_alert and 0 < version < sch.SCHEMA_VERSION:
+            for stmt in sch.MIGRATIONS[version]:
+                self._db.execute(stmt)
+            version += 1
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)

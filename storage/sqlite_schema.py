@@ -9,7 +9,14 @@ Readings keep their tag set in `series` (one row per channel) to stay small and 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Statements that bring a store of version N (key) up to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(
+        f"ALTER TABLE alert ADD COLUMN {c}"
+        for c in ("audit_chain TEXT", "audit_seq INTEGER", "prev_hash TEXT", "hash TEXT")
+    ),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -43,6 +50,7 @@ CREATE TABLE IF NOT EXISTS alert (
     event TEXT NOT NULL, t_ms INTEGER NOT NULL,
     alert_id TEXT, value REAL, threshold REAL, unit TEXT, since_s REAL, profile TEXT,
     limit_source TEXT, action TEXT, message TEXT, by TEXT, note TEXT,
+    audit_chain TEXT, audit_seq INTEGER, prev_hash TEXT, hash TEXT,
     PRIMARY KEY (site, zone, device, hazard, worker, rule, severity, event, t_ms)
 );
 CREATE INDEX IF NOT EXISTS alert_by_time ON alert (t_ms);
@@ -68,7 +76,7 @@ EXPOSURE_COLUMNS = (*_EXPOSURE_TAGS, *_EXPOSURE_FIELDS, "limits")
 
 _ALERT_TAGS = ("site", "zone", "device", "hazard", "worker", "rule", "severity", "event", "t_ms")
 _ALERT_FIELDS = ("alert_id", "value", "threshold", "unit", "since_s", "profile", "limit_source",
-                 "action", "message", "by", "note")  # fmt: skip
+                 "action", "message", "by", "note", "audit_chain", "audit_seq", "prev_hash", "hash")  # fmt: skip
 UPSERT_ALERT = (
     f"INSERT INTO alert ({', '.join(_ALERT_TAGS + _ALERT_FIELDS)}) "
     f"VALUES ({', '.join('?' * (len(_ALERT_TAGS) + len(_ALERT_FIELDS)))}) "
