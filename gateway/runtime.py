@@ -247,13 +247,16 @@ class Runtime:
 
     def tick_alerts(self, now_s: float) -> list[AlertEvent]:
         events = self.alerts.tick(now_s) + self.health.check(now_s) + self.store_health(now_s)
-        if self.side_events:
-            events += self.side_events
-            self.side_events.clear()
-        self._dirty = self._dirty or bool(events)
+        self._dirty = self._dirty or bool(events) or bool(self.side_events)
         if self._dirty:
             self.checkpoint()
         return events
+
+    def take_side_events(self) -> list[AlertEvent]:
+        """Events the dispatcher raised itself (a sink failing or working again). It has already
+        queued them for the other sinks: they still need storing and the MQTT topics, not `deliver`."""
+        out, self.side_events[:] = list(self.side_events), []
+        return out
 
     def deliver(self, events: Sequence[AlertEvent]) -> None:
         """Hand events to the sinks (never blocks: each sink has its own queue and task)."""

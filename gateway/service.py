@@ -136,7 +136,7 @@ class GatewayService:
         await asyncio.gather(*(self.edge.publish(topic, d.to_wire(), qos=1) for d in dead))
 
     # -- outputs ----------------------------------------------------------------------------------
-    async def _emit(self, events: list[AlertEvent]) -> None:
+    async def _emit(self, events: list[AlertEvent], *, deliver: bool = True) -> None:
         if not events:
             return
         self.counters.alert_events += len(events)
@@ -147,7 +147,8 @@ class GatewayService:
             state = self.rt.alerts.retained_state(ev)
             if state is not None:  # None: a newer alert owns that topic now; leave it alone
                 self.edge.publish_nowait(f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}", state, qos=1, retain=True)
-        self.rt.deliver(events)
+        if deliver:
+            self.rt.deliver(events)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -159,3 +160,4 @@ class GatewayService:
             events = self.rt.judge(result, now) if result.exposures or len(result.conditions) else []
             events += self.rt.tick_alerts(now)
             await self._emit(events)
+            await self._emit(self.rt.take_side_events(), deliver=False)  # the dispatcher sent them already

@@ -42,9 +42,9 @@ class Closer:
         for run in np.flatnonzero(~r.last).tolist():
             row, j = int(r.start[run]), where_left[int(r.start[run + 1])]
             if s.shift[row]:
-                c = int(r.chan[run])
+                c, start = int(r.chan[run]), float(s.seg_s[row])
                 totals = SegmentTotals(
-                    float(s.seg_s[row]), float(s.seg_e[row]), self.e.sites.label(int(st["site"][c]), float(s.seg_s[row])),
+                    start, float(s.seg_e[row]), self.e.sites.label(int(st["site"][c]), start),
                     tuple((r.sums[run] + h.old[j]).tolist()), float(r.peak[run]), float(r.stel_max[run]),
                     max(float(r.silence_max[run]), float(h.trailing[j])), int(r.n[run]),
                 )  # fmt: skip

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rules import kernel as k
-from rules import ring
+from rules import ring, snapshot
 from rules.closing import Closer
 from rules.conditions import Figures, conditions_for, merge_conditions
 from rules.errors import ConfigError
@@ -23,7 +23,7 @@ from rules.mixtures import MixtureIndex
 from rules.profiles import ProfileBook, SiteConfig
 from rules.results import ConditionBatch, EngineResult, ExposureRecord
 from rules.shifts import SiteBook
-from rules.state import BIN_S, ChannelState, bins_for, live_spec, meta_spec, track_spec
+from rules.state import BIN_S, ChannelState, bins_for, live_spec, meta_spec, ring_size, track_spec
 from rules.tiers import TierTable
 from rules.types import F64, I64, SOUND_LEVEL_HAZARDS, ChannelRegistry, ReadingBatch
 
@@ -65,19 +65,23 @@ class ExposureEngine:
         self.max_gap_s, self.grace_s, self.reorder_s = float(max_gap_s), float(grace_s), float(reorder_s)
         self.registry = registry if registry is not None else ChannelRegistry()
         self.tiers = TierTable.compile(book)
-        self.live = ChannelState.empty({**meta_spec(), **track_spec(), **live_spec(reorder_readings, bins_for(reorder_s))})
-        self.ck = ChannelState.empty(track_spec())
+        self.every = int(reorder_readings)
+        spec = {**meta_spec(), **track_spec(), **live_spec(ring_size(self.every), bins_for(reorder_s))}
+        self.live = ChannelState.empty(spec)
+        self.ck1, self.ck2 = ChannelState.empty(track_spec()), ChannelState.empty(track_spec())
         self.closer = Closer(self)
         self.mixtures = MixtureIndex(self)
         self.stats = {"readings": 0, "replayed": 0, "late_dropped": 0}
 
     # -- channels ---------------------------------------------------------------------------------
-    def _register(self) -> None:
+    def register(self) -> None:
+        """Size the state for every channel in the registry (ingest does this itself)."""
         st, n_old, n = self.live, self.live.size, len(self.registry)
         if n <= n_old:
             return
         st.ensure(n)
-        self.ck.ensure(n)
+        self.ck1.ensure(n)
+        self.ck2.ensure(n)
         for c in range(n_old, n):
             key = self.registry[c]
             prof = self.profile_of(key.site)
@@ -93,49 +97,66 @@ class ExposureEngine:
     # -- batches ----------------------------------------------------------------------------------
     def ingest(self, batch: ReadingBatch) -> EngineResult:
         """Judge one batch of readings (any order) and advance the exposure state."""
-        self._register()
+        self.register()
         if len(batch) == 0:
             return EngineResult(ConditionBatch.empty(), [])
         ch, t, v = _sorted(batch)
         if ch[0] < 0 or ch[-1] >= self.live.size:
             raise ConfigError("reading batch names a channel the registry does not know")
         self.stats["readings"] += ch.shape[0]
-        late = self.live["has"][ch] & (t < self.live["t_last"][ch])
-        replay, dropped = self._triage(ch, t, late)
-        parts, records = [], []
-        if dropped.any():
-            parts.append(self._levels_only(ch[dropped], t[dropped], v[dropped]))
-        keep = ~dropped
-        if keep.any():
-            cond, records = self._sequence(ch[keep], t[keep], v[keep], replay)
-            parts.append(cond)
-        parts.append(self.mixtures.conditions(np.unique(ch)))
+        cond, records = self._ingest_sorted(ch, t, v)
+        parts = [cond]
+        parts.append(self.mixtures.conditions(ch[np.append(True, ch[1:] != ch[:-1])]))
         self.sites.note_times(self.live["site"][ch], t)
         records += self.closer.close(self.live["seg_end"][: self.live.size] <= self._site_time())
         return EngineResult(merge_conditions(parts), records)
 
-    def _triage(self, ch: I64, t: F64, late: B) -> tuple[I64, B]:
-        """Channels to replay from their checkpoint, and late rows too old to replay."""
+    def _ingest_sorted(self, ch: I64, t: F64, v: F64) -> tuple[ConditionBatch, list[ExposureRecord]]:
+        late = self.live["has"][ch] & (t < self.live["t_last"][ch])
+        replay, older, dropped = self._triage(ch, t, late)
+        parts: list[ConditionBatch] = []
+        records: list[ExposureRecord] = []
+        if dropped.any():
+            parts.append(self._levels_only(ch[dropped], t[dropped], v[dropped]))
+        keep = ~dropped
+        if keep.any():
+            cond, records = self._sequence(ch[keep], t[keep], v[keep], replay, older)
+            parts.append(cond)
+        return merge_conditions(parts), records
+
+    def _triage(self, ch: I64, t: F64, late: B) -> tuple[I64, B, B]:
+        """Channels to replay (and whether from the older checkpoint), and late rows to drop."""
         if not late.any():
-            return np.empty(0, np.int64), np.zeros(ch.shape[0], bool)
+            return np.empty(0, np.int64), np.zeros(0, bool), np.zeros(ch.shape[0], bool)
         lc = np.unique(ch[late])
         t_min = np.full(self.live.size, np.inf)
         np.minimum.at(t_min, ch[late], t[late])
-        ck, live = self.ck, self.live
-        # the replay recomputes STEL from its first reading on: the bins must reach its window
-        nb = live["bins"].shape[1]
-        q = np.minimum(t_min[lc], self._ring_first(lc)) - STEL_WINDOW_S
-        in_bins = np.floor(q / BIN_S) >= np.floor(live["t_last"][lc] / BIN_S) - nb + 2
-        bins_ok = in_bins | (q >= ck["t_last"][lc])
-        ok = ~ck["has"][lc] | ((t_min[lc] >= ck["t_last"][lc]) & bins_ok)
+        tm = t_min[lc]
+        ok2 = ~self.ck2["has"][lc] | (tm >= self.ck2["t_last"][lc])
+        ok1 = ~self.ck1["has"][lc] | (tm >= self.ck1["t_last"][lc])
+        older = ~ok2 & ok1
+        ck_t = np.where(older, self.ck1["t_last"][lc], self.ck2["t_last"][lc])
+        ok = (ok2 | ok1) & self._bins_reach(lc, np.minimum(tm, self._first(lc, older)), ck_t)
         replay = lc[ok]
-        dropped = late & ~np.isin(ch, replay)
-        return replay, dropped
+        return replay, older[ok], late & ~np.isin(ch, replay)
 
-    def _ring_first(self, chans: I64) -> F64:
+    def _first(self, chans: I64, older: B) -> F64:
+        """Time of the first reading the replay takes from the ring (inf: none)."""
         live = self.live
-        head = live["ring_head"][chans]
-        out: F64 = np.where(live["ring_n"][chans] > 0, live["ring_t"][chans, head], np.inf)
+        mark = np.where(older, live["mark1"][chans], live["mark2"][chans])
+        size = live["ring_t"].shape[1]
+        flat, cap = live.slots("ring_t")
+        first = flat[(mark & (size - 1)) * cap + chans]
+        out: F64 = np.where(live["ring_total"][chans] > mark, first, np.inf)
+        return out
+
+    def _bins_reach(self, chans: I64, first: F64, ck_t: F64) -> B:
+        """The replay recomputes STEL from its first reading on: its window must be in the bins
+        (or start after the checkpoint's reading, where the replayed readings themselves suffice)."""
+        nb = self.live["bins"].shape[1]
+        q = first - STEL_WINDOW_S
+        in_bins = np.floor(q / BIN_S) >= np.floor(self.live["t_last"][chans] / BIN_S) - nb + 2
+        out: B = in_bins | ~(q < ck_t)
         return out
 
     def _levels_only(self, ch: I64, t: F64, v: F64) -> ConditionBatch:
@@ -146,25 +167,60 @@ class ExposureEngine:
         s = Seq.of(ch, t, v, nan, nan, np.zeros(t.shape[0], bool))
         return conditions_for(self.tiers, self.live, s, Figures())
 
-    def _sequence(self, ch: I64, t: F64, v: F64, replay: I64) -> tuple[ConditionBatch, list[ExposureRecord]]:
-        """Merge the rings of replayed channels (restored to their checkpoint), then process."""
+    def _sequence(self, ch: I64, t: F64, v: F64, replay: I64, older: B) -> tuple[ConditionBatch, list[ExposureRecord]]:
+        """Merge the rings of replayed channels (restored to a checkpoint), then process."""
         live, new = self.live, np.ones(ch.shape[0], bool)
         emit_from = np.full(live.size, -np.inf)
         if replay.size:
             self.stats["replayed"] += int(replay.size)
             np.minimum.at(emit_from, ch, np.where(np.isin(ch, replay), t, np.inf))
-            live.copy_rows(self.ck, replay, track_spec())
-            live["dirty"][replay] = True
-            rc, rt, rv = ring.take(live, replay)
+            marks = self._restore(replay, older)
+            rc, rt, rv = ring.take(live, replay, marks)
             order = np.lexsort((np.concatenate((rt, t)), np.concatenate((rc, ch))))
-            ch, t, v = (np.concatenate(p)[order] for p in ((rc, ch), (rt, t), (rv, v)))
+            ch = np.concatenate((rc, ch))[order]
+            t = np.concatenate((rt, t))[order]
+            v = np.concatenate((rv, v))[order]
             new = np.concatenate((np.zeros(rc.shape[0], bool), new))[order]
-        seg = self.sites.segments(live["site"][ch], (live["seg_start"][ch], live["seg_end"][ch], live["seg_shift"][ch]), t)
-        s = Seq.of(ch, t, v, *seg)
-        return self._process(s, new, t >= emit_from[ch] if replay.size else None)
+        emit = t >= emit_from[ch] if replay.size else None
+        before = self._before_jump(ch, t)
+        if not before.any():
+            return self._process(self._seq(ch, t, v), new, emit)
+        parts = [self._process(self._seq(ch[m], t[m], v[m]), new[m], None if emit is None else emit[m])
+                 for m in (before, ~before)]  # fmt: skip
+        return merge_conditions([parts[0][0], parts[1][0]]), parts[0][1] + parts[1][1]
+
+    def _seq(self, ch: I64, t: F64, v: F64) -> Seq:
+        live = self.live
+        cached = (live["seg_start"][ch], live["seg_end"][ch], live["seg_shift"][ch])
+        return Seq.of(ch, t, v, *self.sites.segments(live["site"][ch], cached, t))
+
+    def _before_jump(self, ch: I64, t: F64) -> B:
+        """Rows before each channel's last jump (> reorder_s/2 of silence) inside the batch: they
+        are processed first, so a checkpoint is taken right before the jump (see ring.py)."""
+        jump = np.zeros(ch.shape[0], bool)
+        jump[1:] = (ch[1:] == ch[:-1]) & (t[1:] - t[:-1] > self.reorder_s / 2)
+        if not jump.any():
+            return jump
+        starts = np.flatnonzero(np.append(True, ch[1:] != ch[:-1]))
+        last = np.maximum.reduceat(np.where(jump, np.arange(ch.shape[0]), -1), starts)
+        group = np.cumsum(np.append(True, ch[1:] != ch[:-1])) - 1
+        out: B = np.arange(ch.shape[0]) < last[group]
+        return out
+
+    def _restore(self, replay: I64, older: B) -> I64:
+        """Live track of replayed channels back to their checkpoint; the ring number to replay from.
+        A replay from the older checkpoint makes the newer one stale: it becomes the older."""
+        live, c1, c2 = self.live, replay[older], replay[~older]
+        live.copy_rows(self.ck2, c2, track_spec())
+        live.copy_rows(self.ck1, c1, track_spec())
+        self.ck2.copy_rows(self.ck1, c1, track_spec())
+        live["mark2"][c1] = live["mark1"][c1]
+        live["dirty"][replay] = True
+        return np.where(older, live["mark1"][replay], live["mark2"][replay])
 
     def _process(self, s: Seq, new: B, emit: B | None) -> tuple[ConditionBatch, list[ExposureRecord]]:
         live = self.live
+        ring.rotate_before(live, self.ck1, self.ck2, s, self.reorder_s)
         h = k.holds(live, live, s, self.max_gap_s, self.tiers.dose_floor, self.tiers.noise_param)
         x = k.running_x(live, s, h)
         gas = ~live["sound"][s.ch]
@@ -175,20 +231,10 @@ class ExposureEngine:
         records = self.closer.leaving(s, h, r)
         k.write_bins(live, live, s, x, np.flatnonzero(gas[s.starts]), self.max_gap_s)
         self.closer.carry_flags(r)
-        k.advance(live, s, r, x)
-        self._fold(ring.push(live, s, stel, self.reorder_s))
+        k.advance(live, s, r, x, stel)
+        ring.push(live, s)
+        ring.rotate(live, self.ck1, self.ck2, s.chans, self.every, self.reorder_s)
         return cond, records
-
-    def _fold(self, ev: ring.Evicted) -> None:
-        """Advance the checkpoint over readings that left the ring (no output)."""
-        if len(ev) == 0:
-            return
-        ck = self.ck
-        cached = (ck["seg_start"][ev.ch], ck["seg_end"][ev.ch], ck["seg_shift"][ev.ch])
-        s = Seq.of(ev.ch, ev.t, ev.v, *self.sites.segments(self.live["site"][ev.ch], cached, ev.t))
-        h = k.holds(ck, self.live, s, self.max_gap_s, self.tiers.dose_floor, self.tiers.noise_param)
-        x = k.running_x(ck, s, h)
-        k.advance(ck, s, k.runs(ck, s, h, ev.stel), x)
 
     def _site_time(self) -> F64:
         """Latest event time seen at each channel's site (a shift closes once its site moves past)."""
@@ -208,9 +254,28 @@ class ExposureEngine:
         """Shift-to-date exposure of one channel at its latest reading (final=False)."""
         return self.closer.running(channel)
 
+    def snapshot(self) -> bytes:
+        """Every per-channel state array and the channel list, for restart recovery."""
+        return snapshot.dump(self)
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes,
+        book: ProfileBook,
+        default_profile: str,
+        sites: Mapping[str, SiteConfig] | None = None,
+        **settings: Any,
+    ) -> ExposureEngine:
+        """An engine built like `ExposureEngine(book, default_profile, sites, **settings)` and
+        loaded with a snapshot; raises ConfigError if it cannot be read or does not fit."""
+        engine = cls(book, default_profile, sites, **settings)
+        snapshot.load(engine, data)
+        return engine
+
     def state_bytes_per_channel(self) -> float:
-        """Memory of all per-channel state (live + checkpoint), per allocated channel."""
-        return (self.live.nbytes() + self.ck.nbytes()) / max(self.live.capacity, 1)
+        """Memory of all per-channel state (live + two checkpoints), per allocated channel."""
+        return (self.live.nbytes() + self.ck1.nbytes() + self.ck2.nbytes()) / max(self.live.capacity, 1)
 
 
 def _sorted(batch: ReadingBatch) -> tuple[I64, F64, F64]:
@@ -227,4 +292,3 @@ def _sorted(batch: ReadingBatch) -> tuple[I64, F64, F64]:
                 order = np.lexsort((t, ch))
             ch, t, v = ch[order], t[order], v[order]
     return ch, t, v
-

@@ -58,7 +58,7 @@ class Holds:
     has_pred: B
     held: F64  # whole hold length (s)
     vp: F64  # predecessor value (0 when none)
-    cur: F64  # (n, NQ) integrals of the hold inside the reading's segment
+    cur: F64  # (NQ, n) integrals of the hold inside the reading's segment (row per quantity)
     leave: I64  # rows whose predecessor lies in an earlier segment
     old: F64  # (len(leave), NQ) integrals of the hold left in that earlier segment
     trailing: F64  # (len(leave),) silence at the end of that earlier segment
@@ -105,15 +105,15 @@ def _left_behind(
 
 
 def integrals(meta: ChannelState, ch: I64, value: F64, length: F64, floors: F64, noise: F64) -> F64:
-    """(n, NQ) integrals of `value` held for `length` seconds (see `weights`)."""
-    out = np.empty((value.shape[0], NQ))
-    out[:, Q_PRIMARY] = value * length
-    out[:, Q_DOSE : Q_DOSE2 + 1] = 0.0
-    out[:, Q_COVERED] = length
+    """(NQ, n) integrals of `value` held for `length` seconds (see `weights`)."""
+    out = np.empty((NQ, value.shape[0]))
+    np.multiply(value, length, out=out[Q_PRIMARY])
+    out[Q_DOSE : Q_DOSE2 + 1] = 0.0
+    out[Q_COVERED] = length
     sound = meta["sound"][ch]
     if sound.any():
         idx = np.flatnonzero(sound)
-        out[idx, : Q_DOSE2 + 1] = _sound_weights(meta, ch[idx], value[idx], floors, noise) * length[idx, None]
+        out[: Q_DOSE2 + 1, idx] = (_sound_weights(meta, ch[idx], value[idx], floors, noise) * length[idx, None]).T
     return out
 
 
@@ -197,7 +197,7 @@ def runs(st: ChannelState, s: Seq, h: Holds, stel: F64) -> Runs:
     chan = s.ch[start]
     cont = s.first[start] & st["has"][chan] & (st["seg_start"][chan] == s.seg_s[start])
     last = np.append(chan[1:] != chan[:-1], True)
-    sums = np.add.reduceat(h.cur, start, axis=0)
+    sums = np.add.reduceat(h.cur, start, axis=1).T.copy()
     sums[cont] += st["acc"][chan[cont]]
     return Runs(
         start, end, chan, cont, last, sums,
@@ -213,7 +213,7 @@ def _carry(run_max: F64, cont: B, state_max: F64) -> F64:
     return out
 
 
-def advance(st: ChannelState, s: Seq, r: Runs, x: F64) -> None:
+def advance(st: ChannelState, s: Seq, r: Runs, x: F64, stel: F64) -> None:
     """Track state after the sequence: each channel's last run is its current segment."""
     last = np.flatnonzero(r.last)
     c, row0 = r.chan[last], r.start[last]
@@ -223,6 +223,7 @@ def advance(st: ChannelState, s: Seq, r: Runs, x: F64) -> None:
     st["silence_max"][c], st["n"][c] = r.silence_max[last], r.n[last]
     tail = s.ends - 1
     st["t_last"][s.chans], st["v_last"][s.chans], st["x_last"][s.chans] = s.t[tail], s.v[tail], x[tail]
+    st["stel_last"][s.chans] = stel[tail]
     st["has"][s.chans] = True
 
 
@@ -260,14 +261,14 @@ def x_from_bins(st: ChannelState, live: ChannelState, ch: I64, q: F64) -> F64:
     X is exact at bin ends; inside the bin holding q it is taken as linear in time, which is
     the engine's one approximation (docs/exposure.md). Channels without history have X = 0.
     """
-    bins = live["bins"]
-    nb = bins.shape[1]
+    nb = live["bins"].shape[1]  # a power of two: slot = bin & (nb - 1)
+    flat, cap = live.slots("bins")
     t0, x0 = st["t_last"][ch], st["x_last"][ch]
-    hi = np.floor(t0 / BIN_S).astype(np.int64)
-    b = np.maximum(np.floor(q / BIN_S).astype(np.int64), hi - nb + 2)
-    left = bins[ch, (b - 1) % nb]
+    hi = (t0 * (1.0 / BIN_S)).astype(np.int64)  # times are positive: truncation is floor
+    b = np.maximum((q * (1.0 / BIN_S)).astype(np.int64), hi - nb + 2)
+    left = flat[((b - 1) & (nb - 1)) * cap + ch]
     in_last = b >= hi
-    right = np.where(in_last, x0, bins[ch, b % nb])
+    right = np.where(in_last, x0, flat[(b & (nb - 1)) * cap + ch])
     t_right = np.where(in_last, t0, (b + 1) * BIN_S)
     span = t_right - b * BIN_S
     frac = np.clip((q - b * BIN_S) / np.where(span > 0, span, 1.0), 0.0, 1.0)
@@ -308,4 +309,5 @@ def write_bins(st: ChannelState, live: ChannelState, s: Seq, x: F64, groups: I64
     rep = np.repeat(np.arange(groups.size), count)
     b = b_lo[rep] + np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
     q = np.minimum((b + 1) * BIN_S, t_new[rep])
-    live["bins"][chans[rep], b % nb] = x_at(st, s, x, q, s.starts[groups][rep], max_gap_s)
+    flat, cap = live.slots("bins")
+    flat[(b & (nb - 1)) * cap + chans[rep]] = x_at(st, s, x, q, s.starts[groups][rep], max_gap_s)

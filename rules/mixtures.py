@@ -90,10 +90,8 @@ class MixtureIndex:
         """Ci: shift-to-date TWA8 (0 outside shifts) or the STEL at the latest reading."""
         live = self.e.live
         twa = np.where(live["has"][ch] & live["seg_shift"][ch], ex.twa8(live["acc"][ch, Q_PRIMARY]), 0.0)
-        k = live["ring_t"].shape[1]
-        last = (live["ring_head"][ch] + live["ring_n"][ch] - 1) % k
-        stel = np.where(live["ring_n"][ch] > 0, live["ring_stel"][ch, last], 0.0)
-        out: F64 = np.where(stel_basis, np.maximum(stel, 0.0), twa)
+        stel = np.where(live["has"][ch], np.maximum(live["stel_last"][ch], 0.0), 0.0)
+        out: F64 = np.where(stel_basis, stel, twa)
         return out
 
 

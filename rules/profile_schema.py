@@ -79,13 +79,11 @@ def parse_profile(raw: Mapping[str, Any], origin: str, name: str | None = None) 
         raise ConfigError(f"{origin}: field 'extends': must be a profile name")
     noise = _noise(raw.get("noise", {}), origin)
     limits = tuple(
-        _limit(entry, pname, f"{origin}: limit #{i + 1}")
-        for i, entry in enumerate(_tables(raw, "limit", origin))
+        _limit(entry, pname, f"{origin}: limit #{i + 1}") for i, entry in enumerate(_tables(raw, "limit", origin))
     )
     _no_duplicates(limits, origin)
     mixtures = tuple(
-        _mixture(entry, f"{origin}: mixture #{i + 1}")
-        for i, entry in enumerate(_tables(raw, "mixture", origin))
+        _mixture(entry, f"{origin}: mixture #{i + 1}") for i, entry in enumerate(_tables(raw, "mixture", origin))
     )
     removes = tuple(
         (
@@ -117,9 +115,7 @@ def _limit(entry: Mapping[str, Any], profile: str, where: str) -> Limit:
     unit, factor = _unit(hazard, rule, entry, where)
     threshold = _number(entry, "threshold", where) * factor
     clear_at = _number(entry, "clear_at", where) * factor if "clear_at" in entry else None
-    if clear_at is not None and (
-        clear_at > threshold if direction is Direction.ABOVE else clear_at < threshold
-    ):
+    if clear_at is not None and (clear_at > threshold if direction is Direction.ABOVE else clear_at < threshold):
         raise ConfigError(f"{where}: field 'clear_at': must be on the safe side of the threshold")
     integration = _number(entry, "integration_db", where) if "integration_db" in entry else None
     if integration is not None and rule is not RuleKind.DOSE:
@@ -227,7 +223,5 @@ def _no_duplicates(limits: tuple[Limit, ...], origin: str) -> None:
     for i, lim in enumerate(limits):
         key = (lim.hazard, lim.rule, lim.direction, lim.threshold)
         if key in seen:
-            raise ConfigError(
-                f"{origin}: limit #{i + 1} ({lim.hazard} {lim.rule}): field 'threshold': duplicate"
-            )
+            raise ConfigError(f"{origin}: limit #{i + 1} ({lim.hazard} {lim.rule}): field 'threshold': duplicate")
         seen.add(key)

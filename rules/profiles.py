@@ -228,11 +228,14 @@ def _projections(groups: Mapping[tuple[Hazard, RuleKind], list[Limit]]) -> dict[
             if lim.severity.rank >= Severity.ALARM.rank:
                 out.setdefault((hazard, RuleKind.TWA_PROJECTED), []).append(
                     dataclasses.replace(
-                        lim, rule=RuleKind.TWA_PROJECTED, severity=Severity.WARNING, clear_at=None,
+                        lim,
+                        rule=RuleKind.TWA_PROJECTED,
+                        severity=Severity.WARNING,
+                        clear_at=None,
                         label=f"projected to exceed: {lim.label}",
                         action=f"At this rate the shift average will pass {lim.threshold:g} {lim.unit} before the "
                         "shift ends: reduce exposure now.",
-                    )  # fmt: skip
+                    )
                 )
     return out
 

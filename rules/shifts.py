@@ -141,9 +141,7 @@ class ShiftCalendar:
         self._first_day, self._last_day = first, last
 
 
-def _shifts_between(
-    site: SiteConfig, zone: ZoneInfo, first: date, last: date
-) -> list[tuple[float, float, str]]:
+def _shifts_between(site: SiteConfig, zone: ZoneInfo, first: date, last: date) -> list[tuple[float, float, str]]:
     """(start_s, end_s, label) of every shift starting on local dates first..last, in time order."""
     out: list[tuple[float, float, str]] = []
     hours = timedelta(hours=site.shift_hours)

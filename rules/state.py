@@ -5,9 +5,9 @@ capacity runs out (amortized O(1) per channel), and arrays keep their contents.
 
 Three kinds of fields:
 - META: who the channel is (site, limit group, profile, sound or not), set once.
-- TRACK: the exposure state after the channel's readings so far. The engine keeps it twice:
-  live, and a *checkpoint* that lags behind by the readings still in the raw ring, so late
-  readings can be replayed exactly (docs/exposure.md, "Late readings").
+- TRACK: the exposure state after the channel's readings so far. The engine keeps it three
+  times: live, and two *checkpoints* copied from live every K readings; the raw ring holds the
+  readings since the older one, so late readings can be replayed exactly (docs/exposure.md).
 - LIVE: only in the live state: STEL bins, the raw ring, closure flags, counters.
 """
 
@@ -32,13 +32,16 @@ BIN_S = 10.0
 _WINDOW_S = 900.0
 
 Spec = dict[str, tuple[Any, tuple[int, ...], Any]]
+#: Fields stored time-major (slot, channel): channels reporting in step read and write the same
+#: slot row, so a batch touches contiguous memory instead of one cache line per channel.
+TIME_MAJOR = frozenset({"bins", "ring_t", "ring_v"})
 
 
 def bins_for(reorder_s: float) -> int:
     """Bins for STEL history: a replay may start at the last reading evicted from the ring, up to
     `reorder_s` + 900 s back (older ones are followed by a silence of 900 s or more, when no bin
     is needed), and its first STEL looks 900 s further back."""
-    return math.ceil((reorder_s + 2 * _WINDOW_S) / BIN_S) + 3
+    return 1 << math.ceil(math.log2(math.ceil((reorder_s + 2 * _WINDOW_S) / BIN_S) + 3))
 
 
 def meta_spec() -> Spec:
@@ -57,6 +60,7 @@ def track_spec() -> Spec:
         "t_last": (np.float64, (), np.nan),
         "v_last": (np.float64, (), np.nan),
         "x_last": (np.float64, (), 0.0),
+        "stel_last": (np.float64, (), -np.inf),  # STEL at the open reading
         # current segment (a shift, or off-shift time) and its accumulators
         "seg_start": (np.float64, (), np.nan),
         "seg_end": (np.float64, (), np.nan),
@@ -69,18 +73,29 @@ def track_spec() -> Spec:
     }
 
 
+def ring_size(every: int) -> int:
+    """Ring slots for checkpoints every `every` readings: two periods, rounded to a power of two."""
+    return 1 << math.ceil(math.log2(2 * max(every, 1)))
+
+
 def live_spec(ring: int, n_bins: int) -> Spec:
     return {
         "closed": (np.bool_, (), False),  # final record emitted for the current segment
         "dirty": (np.bool_, (), False),  # data added to that segment since
         "bins": (np.float64, (n_bins,), 0.0),  # X at the end of each STEL bin (ring by bin number)
-        "ring_t": (np.float64, (ring,), np.nan),  # raw readings after the checkpoint
+        "ring_t": (np.float64, (ring,), np.nan),  # raw readings, slot = number & (ring - 1)
         "ring_v": (np.float64, (ring,), np.nan),
-        "ring_stel": (np.float64, (ring,), -np.inf),
-        "ring_n": (np.int64, (), 0),
-        "ring_head": (np.int64, (), 0),
+        "ring_total": (np.int64, (), 0),  # readings ever pushed (the next one's number)
+        "mark1": (np.int64, (), 0),  # reading number at the older checkpoint
+        "mark2": (np.int64, (), 0),  # ... and at the newer one
         "late": (np.int64, (), 0),  # readings too late to replay (judged as levels only)
     }
+
+
+def _alloc(name: str, cap: int, shape: tuple[int, ...], fill: Any, dtype: Any) -> np.ndarray[Any, Any]:
+    if name in TIME_MAJOR:
+        return np.full((*shape, cap), fill, dtype).T
+    return np.full((cap, *shape), fill, dtype)
 
 
 @dataclass(slots=True)
@@ -91,7 +106,7 @@ class ChannelState:
 
     @staticmethod
     def empty(spec: Spec, capacity: int = 1024) -> ChannelState:
-        arrays = {name: np.full((capacity, *shape), fill, dtype) for name, (dtype, shape, fill) in spec.items()}
+        arrays = {name: _alloc(name, capacity, shape, fill, dtype) for name, (dtype, shape, fill) in spec.items()}
         return ChannelState(arrays, spec, 0)
 
     @property
@@ -104,13 +119,18 @@ class ChannelState:
         if n > old:
             cap = max(n, 2 * old)
             for name, (dtype, shape, fill) in self.spec.items():
-                grown = np.full((cap, *shape), fill, dtype)
+                grown = _alloc(name, cap, shape, fill, dtype)
                 grown[:old] = self.arrays[name]
                 self.arrays[name] = grown
         self.size = max(self.size, n)
 
     def __getitem__(self, name: str) -> np.ndarray[Any, Any]:
         return self.arrays[name]
+
+    def slots(self, name: str) -> tuple[np.ndarray[Any, Any], int]:
+        """A time-major field as one flat array; element (channel c, slot k) is at k·cap + c."""
+        arr = self.arrays[name]
+        return arr.T.reshape(-1), int(arr.shape[0])
 
     def copy_rows(self, other: ChannelState, rows: np.ndarray[Any, Any], fields: Spec) -> None:
         """self[f][rows] = other[f][rows] for every field of `fields`."""

@@ -52,9 +52,7 @@ class TierTable:
     def compile(book: ProfileBook) -> TierTable:
         names = book.names()
         n_g, n_r = len(names) * len(HAZARDS), len(JUDGED_RULES)
-        k = max(
-            [1, *(len(p.tiers(h, r)) for p in book.profiles.values() for h in HAZARDS for r in JUDGED_RULES)]
-        )
+        k = max([1, *(len(p.tiers(h, r)) for p in book.profiles.values() for h in HAZARDS for r in JUDGED_RULES)])
         t = TierTable(
             np.full((n_g, n_r, k), np.inf), np.ones((n_g, n_r, k)), np.full((n_g, n_r, k), np.nan),
             np.full((n_g, n_r, k), -1, np.int8), np.full((n_g, n_r, k), -1, np.int32),

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.profiles import ProfileBook
+from rules.results import Direction
 from rules.shifts import SiteConfig
-from rules.types import SOUND_LEVEL_HAZARDS, ChannelKey, Hazard
+from rules.types import SOUND_LEVEL_HAZARDS, ChannelKey, Hazard, RuleKind
 
 EIGHT_H = 28_800.0
 WINDOW = 900.0
@@ -92,7 +94,9 @@ def weight(book: ProfileBook, profile: str, hazard: Hazard, v: float, floor: flo
     return (10 ** (v / 10), 2 ** ((v - noise.criterion_db) / noise.exchange_db) if v >= f else 0.0)
 
 
-def figures_at(book: ProfileBook, ch: RefChannel, i: int, max_gap: float, floor: float | None = None) -> dict[str, float]:
+def figures_at(
+    book: ProfileBook, ch: RefChannel, i: int, max_gap: float, floor: float | None = None
+) -> dict[str, float]:
     """Running figures at reading i (0-based in the replay order)."""
     t_i, v_i = ch.readings[i]
     holds = ch.holds(max_gap, i)
@@ -158,3 +162,59 @@ def _record(
     else:
         rec["stel15_max"] = max(figures_at(book, ch, i, max_gap)["stel"] for i, _ in inside)
     return rec
+
+
+class StreamingReference:
+    """The same semantics, one reading at a time in event-time order, for throughput comparison
+    (bench/engine.py): per channel the open reading, the shift's integrals and a list of the
+    holds inside the last 900 s. Every tier of every rule is judged per reading in plain Python."""
+
+    def __init__(
+        self, book: ProfileBook, profiles: dict[int, str], keys: dict[int, ChannelKey],
+        sites: dict[str, SiteConfig], max_gap: float = 60.0,
+    ) -> None:  # fmt: skip
+        self.book, self.profiles, self.keys, self.sites, self.max_gap = book, profiles, keys, sites, max_gap
+        self.state: dict[int, dict[str, Any]] = {}
+        self.exceeded = 0
+
+    def feed(self, ch: int, t: float, v: float) -> dict[str, float]:
+        s = self.state.setdefault(ch, {"last": None, "shift": None, "prim": 0.0, "dose": 0.0, "window": []})
+        key = self.keys[ch]
+        shift = s["shift"]
+        if shift is None or not shift.start <= t < shift.end:
+            shift = shift_of(self.sites.get(key.site) or SiteConfig(key.site), t)
+        if shift != s["shift"]:
+            s["shift"], s["prim"], s["dose"] = shift, 0.0, 0.0
+        if s["last"] is not None:
+            self._close_hold(ch, s, s["last"], t, shift)
+        s["last"] = (t, v)
+        return self._judge(ch, s, t, v)
+
+    def _close_hold(self, ch: int, s: dict[str, Any], last: tuple[float, float], t: float, shift: Shift | None) -> None:
+        t0, v0 = last
+        end = min(t, t0 + self.max_gap)
+        w = weight(self.book, self.profiles[ch], self.keys[ch].hazard, v0)
+        if shift is not None:
+            piece = overlap(t0, end, shift.start, shift.end)
+            s["prim"] += w[0] * piece
+            s["dose"] += w[1] * piece
+        window = s["window"]
+        window.append((t0, end, v0))
+        while window and window[0][1] <= t - WINDOW:
+            window.pop(0)
+
+    def _judge(self, ch: int, s: dict[str, Any], t: float, v: float) -> dict[str, float]:
+        key, prof = self.keys[ch], self.book.profile(self.profiles[ch])
+        figures = {"level": v}
+        if key.hazard not in SOUND_LEVEL_HAZARDS:
+            figures["stel"] = sum(vv * overlap(a, b, t - WINDOW, t) for a, b, vv in s["window"]) / WINDOW
+            figures["twa"] = s["prim"] / EIGHT_H
+        else:
+            figures["lex8h"] = 10 * math.log10(s["prim"] / EIGHT_H) if s["prim"] > 0 else -math.inf
+            figures["dose"] = 100 * s["dose"] / EIGHT_H
+        for rule_name, value in figures.items():
+            for lid in prof.tiers(key.hazard, RuleKind(rule_name)):
+                lim = self.book.limits[lid]
+                if (value >= lim.threshold) if lim.direction is Direction.ABOVE else (value <= lim.threshold):
+                    self.exceeded += 1
+        return figures

@@ -89,7 +89,12 @@ class Mosquitto:
 @contextlib.contextmanager
 def run_mosquitto() -> Iterator[Mosquitto]:
     binary = require("mosquitto", "mosquitto")
-    broker = Mosquitto(binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-mosq-")))
+    state = Path(tempfile.mkdtemp(prefix="osh-mosq-"))
+    # mosquitto started as root drops to the `mosquitto` user, which must be able to write its
+    # persistence file here; otherwise it keeps sessions in memory only ("Permission denied")
+    # and a broker restart loses every queued message.
+    state.chmod(0o777)
+    broker = Mosquitto(binary, free_port(), state)
     broker.start()
     try:
         yield broker

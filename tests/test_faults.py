@@ -33,9 +33,7 @@ def sqlite_env(broker: Mosquitto, tmp: Path, client: str) -> dict[str, str]:
     }
 
 
-def count(
-    kind: str, tmp: Path | None = None, influx: Influxd | None = None, device: str | None = None
-) -> int:
+def count(kind: str, tmp: Path | None = None, influx: Influxd | None = None, device: str | None = None) -> int:
     if influx is not None:
         store = open_store(kind="influx", influx_url=influx.url, influx_api="v1", influx_db="faults")
     else:
@@ -48,7 +46,7 @@ def count(
 
 
 def publish_stream(
-    port: int, device: str, n: int, per_msg: int = 10, pause_s: float = 0.0
+    port: int, device: str, n: int, per_msg: int = 10, pause_s: float = 0.0, first: int = 0
 ) -> threading.Thread:
     """Series messages of `per_msg` CO readings, 1 s apart, n messages in all, QoS 1."""
 
@@ -58,7 +56,7 @@ def publish_stream(
         pub.client.on_publish = lambda _c, _u, mid, _rc, _p: done.add(mid)
         infos = []
         try:
-            for k in range(n):
+            for k in range(first, first + n):
                 values = [5.0 + (k * per_msg + j) % 7 for j in range(per_msg)]
                 payload = {"hazard": "co", "unit": "ppm", "t0": T0 + k * per_msg, "dt": 1.0, "values": values}
                 infos.append(pub.client.publish(f"osh/kop-9/north/{device}/data", json.dumps(payload), qos=1))
@@ -75,6 +73,19 @@ def publish_stream(
     th = threading.Thread(target=run, daemon=True)
     th.start()
     return th
+
+
+def missing_messages(tmp: Path, device: str, n: int, per_msg: int = 10) -> str:
+    """Which of the n published messages have no stored reading (for failure messages)."""
+    store = open_store(kind="sqlite", sqlite_path=tmp / "osh.sqlite")
+    try:
+        rows = list(store.query(HistoryQuery(RecordKind.READINGS, device=device)))
+    finally:
+        store.close()
+    from datetime import datetime
+
+    have = {round(datetime.fromisoformat(r["t"]).timestamp() - T0) // per_msg for r in rows}
+    return f"messages missing: {sorted(set(range(n)) - have)}"
 
 
 def wait_count(expected: int, timeout: float, **kw: object) -> int:
@@ -103,6 +114,7 @@ def test_gateway_sigkill_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path
 
 
 def test_broker_restart_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """mosquitto restarts while readings stream in: every reading ends up stored exactly once."""
     env = sqlite_env(mosquitto, tmp_path, f"gw-brk-{time.time_ns()}")
     gw = GatewayProcess(env, tmp_path / "gw.log").start(mosquitto.port)
     try:
@@ -110,14 +122,13 @@ def test_broker_restart_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path:
         time.sleep(0.8)
         mosquitto.restart()
         th.join(120)
-        assert wait_count(3000, 90, tmp=tmp_path, device="brk-1") == 3000, gw.tail()
+        got = wait_count(3000, 90, tmp=tmp_path, device="brk-1")
+        assert got == 3000, f"{missing_messages(tmp_path, 'brk-1', 300)}\n{gw.tail()}"
     finally:
         assert gw.stop() == 0, gw.tail()
 
 
-def test_influxd_down_60s_under_load_spools_and_replays(
-    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
-) -> None:
+def test_influxd_down_60s_under_load_spools_and_replays(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> None:
     env = {
         "OSH_MQTT_URL": mosquitto.url,
         "OSH_STORE": "influx",
@@ -139,3 +150,41 @@ def test_influxd_down_60s_under_load_spools_and_replays(
         assert wait_count(6000, 120, influx=influxd, device="inf-1") == 6000, gw.tail()
     finally:
         assert gw.stop() == 0, gw.tail()
+
+
+def test_restart_mid_shift_keeps_the_running_twa(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """40 min + 40 min of CO at 150 ppm around a restart: 200 ppm·h > 8 h × 20 ppm (EU TWA).
+
+    Without the replay of the running shift the second gateway would see only 100 ppm·h
+    (TWA 12.5 ppm) and stay silent; with it, the shift TWA crosses 20 ppm after the restart.
+    """
+    from tests.mqtt_helpers import Collector
+
+    env = {**sqlite_env(mosquitto, tmp_path, f"gw-twa-{time.time_ns()}"), "OSH_PROFILE": "eu"}
+    col = Collector(mosquitto.port, ["osh/+/alerts"])
+    pub = Publisher(mosquitto.port)
+    start = T0 + 3600.0  # 07:00 yesterday, inside the 06:00-14:00 shift
+    try:
+        gw = GatewayProcess(env, tmp_path / "gw1.log").start(mosquitto.port)
+        for i in range(240):
+            pub.send("osh/kop-8/face/co-1/data", {"t": start + 10 * i, "hazard": "co", "value": 150.0, "unit": "ppm"})
+        assert wait_count(240, 30, tmp=tmp_path, device="co-1") == 240
+        assert gw.stop() == 0, gw.tail()
+        twa = [a for a in col.json_on("/alerts") if a["rule"] == "twa" and a["severity"] == "alarm"]
+        assert not twa, "100 ppm·h is below the 160 ppm·h of an 8-h TWA of 20 ppm"
+        gw2 = GatewayProcess(env, tmp_path / "gw2.log").start(mosquitto.port)
+        try:
+            for i in range(240, 480):
+                pub.send(
+                    "osh/kop-8/face/co-1/data", {"t": start + 10 * i, "hazard": "co", "value": 150.0, "unit": "ppm"}
+                )
+            assert col.wait(
+                lambda c: any(a["rule"] == "twa" and a["severity"] == "alarm" for a in c.json_on("/alerts")), 30
+            ), gw2.tail()
+            raised = [a for a in col.json_on("/alerts") if a["rule"] == "twa" and a["event"] == "raised"]
+            assert raised[-1]["value"] > 20.0
+        finally:
+            assert gw2.stop() == 0
+    finally:
+        col.close()
+        pub.close()

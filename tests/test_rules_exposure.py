@@ -60,7 +60,9 @@ def test_msha_table_62_2_dose_of_each_twa(dose: float, twa: str) -> None:
     assert 100 * 2 ** ((float(twa) - 90) / 5) == pytest.approx(dose, rel=0.01, abs=0.5)
 
 
-@pytest.mark.parametrize(("dose", "twa"), [(25, 80), (50, 85), (100, 90), (200, 95), (800, 105), (1056, 107), (3200, 115)])
+@pytest.mark.parametrize(
+    ("dose", "twa"), [(25, 80), (50, 85), (100, 90), (200, 95), (800, 105), (1056, 107), (3200, 115)]
+)
 def test_msha_table_62_2_twa_from_dose(dose: float, twa: float) -> None:
     """TWA8 = 16.61·log10(D/100) + 90 gives these Table 62-2 rows within 0.05 dB (limits.md §4.9)."""
     assert ex.twa_from_dose(dose) == pytest.approx(twa, abs=0.05)

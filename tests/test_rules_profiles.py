@@ -23,9 +23,7 @@ def book() -> ProfileBook:
 
 
 def tiers(book: ProfileBook, profile: str, hazard: Hazard, rule: RuleKind) -> list[tuple[float, Severity]]:
-    return [
-        (book.limits[i].threshold, book.limits[i].severity) for i in book.profile(profile).tiers(hazard, rule)
-    ]
+    return [(book.limits[i].threshold, book.limits[i].severity) for i in book.profile(profile).tiers(hazard, rule)]
 
 
 def test_builtin_names(book: ProfileBook) -> None:
@@ -103,9 +101,7 @@ def test_only_confirmed_numbers_are_shipped(book: ProfileBook, profile: str, reg
         if lim.rule is RuleKind.DOSE:  # dose % <-> TWA8 dBA (Table 62-2: 50 % = 85, 100 % = 90)
             value = {50.0: 85.0, 100.0: 90.0}[value]
         candidates = {round(value * f, 9) for f in scale.get(lim.unit, (1.0,))}
-        assert candidates & {round(c, 9) for c in confirmed}, (
-            f"{profile}: {lim.hazard} {lim.rule} {lim.threshold}"
-        )
+        assert candidates & {round(c, 9) for c in confirmed}, f"{profile}: {lim.hazard} {lim.rule} {lim.threshold}"
 
 
 def test_describe_limits_columns(book: ProfileBook) -> None:
@@ -152,9 +148,7 @@ def test_extends_adds_and_replaces(tmp_path: Path) -> None:
     assert tiers(book, "eu-national", Hazard.CH4, RuleKind.LEVEL) == [(1.0, Severity.ALARM)]
     assert tiers(book, "eu-national", Hazard.CO, RuleKind.TWA) == [(15.0, Severity.ALARM)]  # replaced
     assert tiers(book, "eu-national", Hazard.CO, RuleKind.STEL) == [(100.0, Severity.ALARM)]  # inherited
-    assert (
-        book.limits[book.profile("eu-national").tiers(Hazard.CO, RuleKind.STEL)[0]].profile == "eu-national"
-    )
+    assert book.limits[book.profile("eu-national").tiers(Hazard.CO, RuleKind.STEL)[0]].profile == "eu-national"
     assert tiers(book, "eu", Hazard.CO, RuleKind.TWA) == [(20.0, Severity.ALARM)]  # parent untouched
 
 

@@ -8,7 +8,6 @@ a 10-s bin: |error| <= BIN_S/(4·900 s) · (largest value held near the window s
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,10 +17,9 @@ from hypothesis import strategies as st
 
 from rules.engine import ExposureEngine
 from rules.profiles import ProfileBook
-from rules.results import ExposureRecord
+from rules.results import ConditionBatch, Direction, ExposureRecord
 from rules.shifts import SiteConfig
 from rules.state import BIN_S
-from rules.results import Direction
 from rules.types import RULE_BY_CODE, ChannelKey, Hazard, ReadingBatch, RuleKind
 from tests.rules_reference import RefChannel, figures_at, records
 
@@ -44,8 +42,11 @@ CHANNELS = [
 START = datetime(2026, 3, 28, 20, 0, tzinfo=ZoneInfo("Europe/Belgrade")).timestamp()
 
 
+Case = tuple[list[int], list[tuple[int, float, float]], list[int], list[float]]
+
+
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[list[int], list[tuple[int, float, float]], list[int], list[float]]:
+def streams(draw: st.DrawFn, max_delay: float = 120.0) -> Case:
     chans = draw(st.lists(st.integers(0, len(CHANNELS) - 1), min_size=1, max_size=4, unique=True))
     readings = []
     for c in chans:
@@ -55,7 +56,7 @@ def streams(draw: st.DrawFn) -> tuple[list[int], list[tuple[int, float, float]],
             step = draw(st.one_of(st.floats(1.0, 30.0), st.floats(30.0, 200.0), st.sampled_from([3 * 3600.0])))
             t += step
             readings.append((c, t, draw(st.floats(lo, hi))))
-    delays = draw(st.lists(st.floats(0.0, 120.0), min_size=len(readings), max_size=len(readings)))
+    delays = draw(st.lists(st.floats(0.0, max_delay), min_size=len(readings), max_size=len(readings)))
     arrival = sorted(range(len(readings)), key=lambda i: readings[i][1] + delays[i])
     cuts = draw(st.lists(st.integers(1, 40), min_size=1, max_size=60))
     ticks = draw(st.lists(st.floats(0.0, 20_000.0), min_size=len(cuts), max_size=len(cuts)))
@@ -76,9 +77,22 @@ def close(a: float, b: float, tol: float = 0.0) -> bool:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
-def test_engine_equals_in_order_replay(case: tuple[list[int], list[tuple[int, float, float]], list[int], list[float]]) -> None:
+def test_engine_equals_in_order_replay(case: Case) -> None:
+    """Delays up to 120 s; checkpoints every 256 readings (every late reading is replayable)."""
+    replay_against_reference(case, 256)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(max_delay=5.0))
+def test_engine_equals_in_order_replay_small_ring(case: Case) -> None:
+    """Checkpoints every 8 readings, delays up to 5 s (< 8 readings at >= 1 s apart): the
+    checkpoints rotate and the ring wraps many times while late readings keep arriving."""
+    replay_against_reference(case, 8)
+
+
+def replay_against_reference(case: Case, every: int) -> None:
     chans, arrived, cuts, ticks = case
-    eng = ExposureEngine(BOOK, "eu", SITES, max_gap_s=MAX_GAP, reorder_s=300.0, reorder_readings=256)
+    eng = ExposureEngine(BOOK, "eu", SITES, max_gap_s=MAX_GAP, reorder_s=300.0, reorder_readings=every)
     ids = {c: eng.registry.id_for(ChannelKey(CHANNELS[c][0], "z", f"d{c}", CHANNELS[c][1])) for c in chans}
     ref = {c: RefChannel(eng.registry[ids[c]], SITES[CHANNELS[c][0]], SITES[CHANNELS[c][0]].profile or "eu", [])
            for c in chans}  # fmt: skip
@@ -105,20 +119,21 @@ def test_engine_equals_in_order_replay(case: tuple[list[int], list[tuple[int, fl
         _check_records(ids[c], ref[c], finals)
 
 
-def _check_rows(eng: ExposureEngine, cond: object, ref: dict[int, RefChannel]) -> None:
-    c = cond
-    for i in range(len(c)):  # type: ignore[arg-type]
-        ch, rule, t = int(c.channel[i]), str(RULE_BY_CODE[c.rule[i]]), float(c.t_s[i])  # type: ignore[attr-defined]
+def _check_rows(eng: ExposureEngine, c: ConditionBatch, ref: dict[int, RefChannel]) -> None:
+    """Each row's value is the reference figure at that reading (from the readings arrived so far)."""
+    for i in range(len(c)):
+        ch, rule, t = int(c.channel[i]), RULE_BY_CODE[c.rule[i]], float(c.t_s[i])
         rch = ref[ch]
         idx = max(j for j, (tt, _) in enumerate(rch.readings) if tt == t)
         floor = None
-        if rule == "dose":
-            lid = int(c.limit[i])  # type: ignore[attr-defined]
-            floor = eng.book.limits[lid if lid >= 0 else eng.book.profile(rch.profile).tiers(rch.key.hazard, RULE_BY_CODE[c.rule[i]])[0]].integration_db  # type: ignore[attr-defined]
-        want = figures_at(eng.book, rch, idx, MAX_GAP, floor)[rule]
-        tol = stel_tolerance(rch, t) if rule == "stel" else 0.0
-        assert close(float(c.value[i]), want, tol), (rule, t, float(c.value[i]), want)  # type: ignore[attr-defined]
-        _check_severity(eng, rch, RULE_BY_CODE[c.rule[i]], want, tol, int(c.severity[i]))  # type: ignore[attr-defined]
+        if rule is RuleKind.DOSE:
+            lid = int(c.limit[i])
+            tiers = eng.book.profile(rch.profile).tiers(rch.key.hazard, rule)
+            floor = eng.book.limits[lid if lid >= 0 else tiers[0]].integration_db
+        want = figures_at(eng.book, rch, idx, MAX_GAP, floor)[str(rule)]
+        tol = stel_tolerance(rch, t) if rule is RuleKind.STEL else 0.0
+        assert close(float(c.value[i]), want, tol), (rule, t, float(c.value[i]), want)
+        _check_severity(eng, rch, rule, want, tol, int(c.severity[i]))
 
 
 def _check_severity(eng: ExposureEngine, rch: RefChannel, rule: RuleKind, want: float, tol: float, sev: int) -> None:
@@ -150,7 +165,6 @@ def _check_records(ch: int, rch: RefChannel, finals: dict[tuple[int, str], Expos
     want = records(BOOK, rch, MAX_GAP)
     got = {label: rec for (c, label), rec in finals.items() if c == ch}
     assert set(got) == set(want)
-    per_shift = defaultdict(float)
     for label, w in want.items():
         rec = got[label]
         assert rec.final
@@ -161,4 +175,27 @@ def _check_records(ch: int, rch: RefChannel, finals: dict[tuple[int, str], Expos
         if "stel15_max" in w:
             tol = max(stel_tolerance(rch, t) for t, _ in rch.readings)
             assert close(rec.stel15_max or 0.0, w["stel15_max"], tol), (label, rec.stel15_max, w["stel15_max"])
-        per_shift[label] += 1
+
+
+def test_streaming_reference_agrees_with_engine() -> None:
+    """The per-reading reference used by bench/engine.py computes what the engine computes."""
+    from tests.rules_reference import StreamingReference
+
+    eng = ExposureEngine(BOOK, "eu", SITES, max_gap_s=MAX_GAP)
+    rng = np.random.default_rng(7)
+    chans = {c: eng.registry.id_for(ChannelKey(CHANNELS[c][0], "z", f"d{c}", CHANNELS[c][1])) for c in (0, 1, 4, 5)}
+    profiles = {i: SITES[CHANNELS[c][0]].profile or "eu" for c, i in chans.items()}
+    ref = StreamingReference(BOOK, profiles, {i: eng.registry[i] for i in chans.values()}, SITES, MAX_GAP)
+    last: dict[int, dict[str, float]] = {}
+    for c, i in chans.items():
+        t = START + np.cumsum(rng.uniform(1, 90, 400))
+        v = rng.uniform(*CHANNELS[c][2], 400)
+        eng.ingest(ReadingBatch(np.full(400, i), t, v))
+        for tt, vv in zip(t.tolist(), v.tolist(), strict=True):
+            last[i] = ref.feed(i, tt, vv)
+    for i, fig in last.items():
+        rec = eng.running(i)
+        if rec is None:
+            continue
+        got = rec.lex8h if "lex8h" in fig else rec.twa8
+        assert close(got or 0.0, fig["lex8h"] if "lex8h" in fig else fig["twa"])

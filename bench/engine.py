@@ -1,0 +1,137 @@
+"""Throughput and memory of the exposure engine against the per-reading reference (issue 3).
+
+    .venv/bin/python bench/engine.py [--channels 10000] [--batch 100000] [--batches 20]
+
+Ten thousand channels at 1 Hz (CO, SO2 — grouped as a mixture —, noise, noise peak, silica, CH4,
+O2, coal dust, DPM, CO2 over ten sites, half `eu` in UTC and half `us-msha` in Europe/Belgrade),
+fed as 100k-reading batches in arrival (time-major) order, so every rule is on: levels, STEL,
+TWA and its projection, LEX,8h, dose, mixture. After two warm-up batches (the raw rings fill
+and start evicting into the checkpoint) the steady state is timed. The reference
+(tests/rules_reference.py, plain Python, one reading at a time) runs on the first readings of
+the same stream. Prints readings/s of both, their ratio, and engine state bytes per channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rules.engine import ExposureEngine
+from rules.profiles import ProfileBook, SiteConfig
+from rules.types import ChannelKey, Hazard, ReadingBatch
+from tests.rules_reference import StreamingReference
+
+HAZARDS = [
+    (Hazard.CO, 0.0, 150.0), (Hazard.SO2, 0.0, 2.0), (Hazard.NOISE, 60.0, 105.0), (Hazard.NOISE_PEAK, 90.0, 142.0),
+    (Hazard.SILICA, 0.0, 0.1), (Hazard.CH4, 0.0, 1.8), (Hazard.O2, 18.5, 21.0), (Hazard.RESPIRABLE_DUST, 0.0, 3.0),
+    (Hazard.DPM, 0.0, 0.3), (Hazard.CO2, 300.0, 6000.0),
+]  # fmt: skip
+MIXTURE = {
+    "eu-mixture": {
+        "extends": "eu",
+        "mixture": [{"name": "CO+SO2", "hazards": ["co", "so2"], "severity": "alarm", "label": "CO+SO2",
+                     "source": "29 CFR 1910.1000(d)(2)(i)", "action": "Reduce exposure."}],
+    }
+}  # fmt: skip
+T_START = 1_795_330_800.0  # 2026-11-22 07:00 UTC, inside a shift
+
+
+def build(n_channels: int) -> tuple[ExposureEngine, np.ndarray, dict[int, str], dict[str, SiteConfig]]:
+    book = ProfileBook.load(overrides=MIXTURE)
+    sites = {
+        f"site{i}": SiteConfig(f"site{i}", tz="UTC" if i % 2 == 0 else "Europe/Belgrade",
+                               profile="eu-mixture" if i % 2 == 0 else "us-msha")
+        for i in range(10)
+    }  # fmt: skip
+    eng = ExposureEngine(book, "eu", sites)
+    ids, profiles = [], {}
+    for i in range(n_channels):
+        site = f"site{(i // len(HAZARDS)) % 10}"
+        c = eng.registry.id_for(ChannelKey(site, "z", f"dev{i // len(HAZARDS)}", HAZARDS[i % len(HAZARDS)][0]))
+        ids.append(c)
+        profiles[c] = sites[site].profile or "eu"
+    return eng, np.array(ids, np.int64), profiles, sites
+
+
+def stream(ids: np.ndarray, per_batch: int, k: int, rng: np.random.Generator) -> ReadingBatch:
+    """Batch k: `per_batch` readings, 1 Hz per channel, time-major (as a gateway receives them)."""
+    steps = per_batch // ids.size
+    t = T_START + k * steps + np.repeat(np.arange(steps, dtype=np.float64), ids.size)
+    ch = np.tile(ids, steps)
+    lo = np.array([HAZARDS[i % len(HAZARDS)][1] for i in range(ids.size)])
+    hi = np.array([HAZARDS[i % len(HAZARDS)][2] for i in range(ids.size)])
+    v = np.tile(lo, steps) + rng.random(t.size) * np.tile(hi - lo, steps)
+    return ReadingBatch(ch, t, v)
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    rng = np.random.default_rng(1)
+    eng, ids, profiles, sites = build(args.channels)
+    batches = [stream(ids, args.batch, k, rng) for k in range(args.batches + args.warmup)]
+    for b in batches[: args.warmup]:
+        eng.ingest(b)
+    start = time.perf_counter()
+    for b in batches[args.warmup :]:
+        eng.ingest(b)
+    engine_s = time.perf_counter() - start
+    engine_rate = args.batch * args.batches / engine_s
+    ref = StreamingReference(eng.book, profiles, {int(c): eng.registry[int(c)] for c in ids}, sites)
+    first = batches[0]
+    n_ref = min(args.reference_readings, len(first))
+    cols = (first.channel[:n_ref].tolist(), first.t_s[:n_ref].tolist(), first.value[:n_ref].tolist())
+    rows = list(zip(*cols, strict=True))
+    start = time.perf_counter()
+    for c, t, v in rows:
+        ref.feed(c, t, v)
+    ref_rate = n_ref / (time.perf_counter() - start)
+    return {
+        "engine_readings_per_s": engine_rate,
+        "engine_ms_per_batch": 1000 * engine_s / args.batches,
+        "reference_readings_per_s": ref_rate,
+        "ratio": engine_rate / ref_rate,
+        "state_bytes_per_channel": eng.state_bytes_per_channel(),
+        "late_dropped": float(eng.stats["late_dropped"]),
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, load {load:.2f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--channels", type=int, default=10_000)
+    p.add_argument("--batch", type=int, default=100_000)
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--reference-readings", type=int, default=20_000)
+    p.add_argument("--warmup", type=int, default=8, help="batches before timing (rings full, evicting)")
+    args = p.parse_args()
+    r = run(args)
+    print(f"machine: {machine()}")
+    print(f"engine:    {r['engine_readings_per_s'] / 1e6:8.2f} M readings/s ({r['engine_ms_per_batch']:.1f} ms per "
+          f"{args.batch}-reading batch, {args.channels} channels)")  # fmt: skip
+    print(f"reference: {r['reference_readings_per_s'] / 1e3:8.1f} k readings/s (plain Python, per reading)")
+    print(f"ratio:     {r['ratio']:8.0f} x")
+    state = r["state_bytes_per_channel"]
+    print(f"state:     {state:8.0f} bytes per channel ({state / 1024:.2f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
