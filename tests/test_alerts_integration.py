@@ -166,11 +166,10 @@ def test_methane_incident_raised_escalated_acknowledged_cleared(mosquitto: Mosqu
         assert r.col.wait(lambda _: len(r.retained("ch4-7")) >= 1, 5)
         assert state_of(r.retained("ch4-7")[0]) == "active"
 
-        escalated = r.wait_event(event="escalated", alert_id=aid, timeout=12)
+        r.wait_event(event="escalated", alert_id=aid, timeout=12)
         waited = time.time() - raised_at
         assert 2.0 <= waited <= 8.0, waited  # escalate_after_s 3 s, checked every second
         assert r.col.wait(lambda _: state_of(r.retained("ch4-7")[-1]) == "escalated", 5)
-        del escalated
 
         note = "fan 3 restarted; face power cut"
         r.pub.send(f"osh/{r.site}/ack", {"alert_id": aid, "by": "J. Doe (shift boss)", "note": note})
@@ -353,7 +352,7 @@ def test_silent_device_and_last_will_raise_offline(mosquitto: Mosquitto, tmp_pat
         last = time.time()
         off = r.wait_event(event="raised", device="quiet-1", rule="offline", timeout=10)
         arrived = next(ts for ts, _, p, _ in r.col.messages if off["alert_id"].encode() in p)
-        assert 2.0 <= arrived - last <= 5.0, arrived - last  # 2 x interval_s 1 s, checked every second
+        assert 1.9 <= arrived - last <= 5.0, arrived - last  # 2 x interval_s 1 s, checked every second
         assert (off["severity"], off["hazard"], off["worker"]) == ("malfunction", "device", None)
         r.data("quiet-1", t0() + 1, 0.2)  # it speaks again
         r.wait_event(event="cleared", alert_id=off["alert_id"])
@@ -408,7 +407,9 @@ def test_email_through_the_gateway(mosquitto: Mosquitto, tmp_path: Path, tls_fil
             r.data("ch4-5", t0(), 1.2)
             raised = r.wait_event(event="raised", device="ch4-5")
             assert r.col.wait(lambda _: len(inbox.mails) >= 1, 15), r.gw.tail()
-            time.sleep(1.0)
+            r.pub.send(f"osh/{r.site}/ack", {"alert_id": raised["alert_id"], "by": "ctl"})
+            r.wait_event(event="acknowledged")
+            time.sleep(1.0)  # routed to raised events only: the ack sends no second mail
             log = r.gw.tail(100_000)
     finally:
         ctl.stop()

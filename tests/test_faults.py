@@ -160,10 +160,16 @@ def test_restart_mid_shift_keeps_the_running_twa(mosquitto: Mosquitto, tmp_path:
     """
     from tests.mqtt_helpers import Collector
 
-    env = {**sqlite_env(mosquitto, tmp_path, f"gw-twa-{time.time_ns()}"), "OSH_PROFILE": "eu"}
+    shift_start = (time.time() - 2 * 3600) // 60 * 60  # a one-shift-a-day site whose shift began 2 h ago
+    hhmm = time.strftime("%H:%M", time.gmtime(shift_start))
+    env = {
+        **sqlite_env(mosquitto, tmp_path, f"gw-twa-{time.time_ns()}"),
+        "OSH_PROFILE": "eu",
+        "OSH_SITES": json.dumps({"kop-8": {"shift_starts": [hhmm], "shift_hours": 8}}),
+    }
     col = Collector(mosquitto.port, ["osh/+/alerts"])
     pub = Publisher(mosquitto.port)
-    start = T0 + 3600.0  # 07:00 yesterday, inside the 06:00-14:00 shift
+    start = shift_start + 600.0  # 80 min of readings ending 30 min ago, inside the running shift
     try:
         gw = GatewayProcess(env, tmp_path / "gw1.log").start(mosquitto.port)
         for i in range(240):
