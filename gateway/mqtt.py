@@ -11,7 +11,9 @@ was not acknowledged, and a stale packet id is never acknowledged on the new con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -78,6 +80,7 @@ class MqttEdge:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
+        self._client.on_socket_open = _no_delay
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._generation = 0
@@ -176,6 +179,13 @@ class MqttEdge:
             else:
                 self._pending[info.mid] = fut
         await asyncio.wait_for(fut, wait_s)
+
+
+def _no_delay(_c: paho.Client, _u: Any, sock: Any) -> None:
+    """Send each MQTT packet at once (TCP_NODELAY). With Nagle's algorithm a PUBLISH written right
+    after a PUBACK waits for the broker's delayed ACK of it: up to 40 ms added to every alert."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -168,7 +168,9 @@ class ExposureEngine:
         return conditions_for(self.tiers, self.live, s, Figures())
 
     def _sequence(self, ch: I64, t: F64, v: F64, replay: I64, older: B) -> tuple[ConditionBatch, list[ExposureRecord]]:
-        """Merge the rings of replayed channels (restored to a checkpoint), then process."""
+        """Merge the rings of replayed channels (restored to a checkpoint), then process in phases:
+        the replayed readings before the earliest late one (then a checkpoint is taken there, the
+        best place for the next late reading), the readings before a jump, the rest."""
         live, new = self.live, np.ones(ch.shape[0], bool)
         emit_from = np.full(live.size, -np.inf)
         if replay.size:
@@ -181,24 +183,30 @@ class ExposureEngine:
             t = np.concatenate((rt, t))[order]
             v = np.concatenate((rv, v))[order]
             new = np.concatenate((np.zeros(rc.shape[0], bool), new))[order]
-        emit = t >= emit_from[ch] if replay.size else None
-        before = self._before_jump(ch, t)
-        if not before.any():
-            return self._process(self._seq(ch, t, v), new, emit)
-        parts = [self._process(self._seq(ch[m], t[m], v[m]), new[m], None if emit is None else emit[m])
-                 for m in (before, ~before)]  # fmt: skip
-        return merge_conditions([parts[0][0], parts[1][0]]), parts[0][1] + parts[1][1]
+        emit = t >= emit_from[ch]
+        prefix = ~new & ~emit
+        rest = ~prefix
+        before = rest & self._before_jump(ch, t, rest)
+        parts, records = [], []
+        for m in (prefix, before, rest & ~before):
+            if m.any():
+                cond, recs = self._process(self._seq(ch[m], t[m], v[m]), new[m], emit[m] if replay.size else None)
+                parts.append(cond)
+                records += recs
+            if m is prefix and m.any():
+                ring.checkpoint(live, self.ck2, np.unique(ch[m]))
+        return merge_conditions(parts), records
 
     def _seq(self, ch: I64, t: F64, v: F64) -> Seq:
         live = self.live
         cached = (live["seg_start"][ch], live["seg_end"][ch], live["seg_shift"][ch])
         return Seq.of(ch, t, v, *self.sites.segments(live["site"][ch], cached, t))
 
-    def _before_jump(self, ch: I64, t: F64) -> B:
+    def _before_jump(self, ch: I64, t: F64, rows: B) -> B:
         """Rows before each channel's last jump (> reorder_s/2 of silence) inside the batch: they
         are processed first, so a checkpoint is taken right before the jump (see ring.py)."""
         jump = np.zeros(ch.shape[0], bool)
-        jump[1:] = (ch[1:] == ch[:-1]) & (t[1:] - t[:-1] > self.reorder_s / 2)
+        jump[1:] = (ch[1:] == ch[:-1]) & (t[1:] - t[:-1] > self.reorder_s / 2) & rows[1:] & rows[:-1]
         if not jump.any():
             return jump
         starts = np.flatnonzero(np.append(True, ch[1:] != ch[:-1]))

@@ -66,6 +66,12 @@ def _rotate(live: ChannelState, ck1: ChannelState, ck2: ChannelState, due: I64) 
         live["mark2"][due] = live["ring_total"][due]
 
 
+def checkpoint(live: ChannelState, ck2: ChannelState, chans: I64) -> None:
+    """The newer checkpoint ← live, here (the older one stays: it is older still)."""
+    ck2.copy_rows(live, chans, track_spec())
+    live["mark2"][chans] = live["ring_total"][chans]
+
+
 def take(live: ChannelState, chans: I64, marks: I64) -> tuple[I64, F64, F64]:
     """Readings numbered marks[k].. of each channel, in time order; the ring is cut back to them."""
     size = live["ring_t"].shape[1]
