@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_opts import ConfigOpt
 from gateway.config import load_settings
 from gateway.runtime import open_configured_store, profile_book, pseudonym_key
 from gateway.timeparse import parse_cli_time, parse_month
@@ -21,10 +22,6 @@ from reports.history import render
 from rules.errors import ConfigError
 from rules.profiles import describe_limits
 from storage.base import HistoryQuery, RecordKind
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
-]
 
 
 class OutFormat(StrEnum):

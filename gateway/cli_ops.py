@@ -7,12 +7,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 
+from gateway.cli_opts import ConfigOpt
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
 from gateway.runtime import Runtime, open_configured_store
@@ -20,9 +20,6 @@ from gateway.service import Counters
 from rules.errors import ConfigError, OshError
 from storage.base import HistoryQuery, RecordKind
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
-]
 log = logging.getLogger("oshmon")
 ACK_CONFIRM_S = 15.0  # how long `oshmon ack` waits for the gateway's `acknowledged` event
 
@@ -50,9 +47,7 @@ def run(config: ConfigOpt = None) -> None:
     asyncio.run(serve(settings))
 
 
-async def serve(
-    settings: Settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
-) -> Counters:
+async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> Counters:
     """Run the gateway until SIGTERM/SIGINT (or `stop` is set); returns what it counted."""
     from gateway.service import GatewayService
 
@@ -116,9 +111,7 @@ def ack(
     )
 
 
-async def _send_ack(
-    settings: Settings, site: str, alert_id: str, by: str, note: str | None
-) -> dict[str, object]:
+async def _send_ack(settings: Settings, site: str, alert_id: str, by: str, note: str | None) -> dict[str, object]:
     p = settings.topic_prefix
     edge = MqttEdge(
         parse_mqtt_url(settings.mqtt_url),

@@ -6,13 +6,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gateway.backfill import backfill
+from gateway.cli_opts import ConfigOpt
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
 from gateway.runtime import Runtime
@@ -20,11 +20,15 @@ from gateway.timeparse import parse_cli_time
 from rules.errors import ConfigError
 from simulators import SCENARIO_NAMES, MineSpec, Scenario, SimMessage, apaced, live_start, scenario, simulate
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file (OSH_* variables override it).")
-]
 PUBLISH_WINDOW = 500  # QoS 1 publishes awaiting PUBACK at once
 BACKFILL_SERIES_S = 600.0  # dust/noise series: one message per device per 10 min in a backfill
+
+
+SitesOpt = Annotated[int, typer.Option(help="Number of mine sites.", min=1)]
+DevicesOpt = Annotated[int, typer.Option(help="Devices of each kind per zone.", min=1)]
+WorkersOpt = Annotated[int, typer.Option(help="Workers with personal monitors per site.", min=0)]
+ScenarioOpt = Annotated[str, typer.Option("--scenario", help=f"One of: {', '.join(SCENARIO_NAMES)}.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (same seed, same readings).")]
 
 
 def mine_spec(sites: int, devices: int, workers: int) -> MineSpec:
@@ -52,16 +56,12 @@ def progress_bar() -> Progress:
 
 
 def simulate_cmd(
-    sites: Annotated[int, typer.Option(help="Number of mine sites.", min=1)] = 2,
-    devices: Annotated[int, typer.Option(help="Devices of each kind per zone.", min=1)] = 1,
-    workers: Annotated[int, typer.Option(help="Workers with personal monitors per site.", min=0)] = 2,
-    scenario_name: Annotated[
-        str, typer.Option("--scenario", help=f"One of: {', '.join(SCENARIO_NAMES)}.")
-    ] = "demo",
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same readings).")] = 1,
-    speed: Annotated[
-        float, typer.Option(help="Event time runs this many times faster than the clock.")
-    ] = 1.0,
+    sites: SitesOpt = 2,
+    devices: DevicesOpt = 1,
+    workers: WorkersOpt = 2,
+    scenario_name: ScenarioOpt = "demo",
+    seed: SeedOpt = 1,
+    speed: Annotated[float, typer.Option(help="Event time runs this many times faster than the clock.")] = 1.0,
     duration: Annotated[float, typer.Option(help="Event-time length in seconds.", min=1)] = 3 * 3600.0,
     interval: Annotated[float, typer.Option(help="Seconds between gas readings.", min=0.1)] = 5.0,
     start: Annotated[str | None, typer.Option(help="Event-time start (RFC 3339); default: now.")] = None,
@@ -81,9 +81,7 @@ def simulate_cmd(
 
 
 async def _publish(url: str, msgs: Iterable[SimMessage], speed: float, t0: float, duration: float) -> int:
-    edge = MqttEdge(
-        parse_mqtt_url(url), f"oshmon-sim-{time.time_ns()}"[:64], persistent=False, manual_ack=False
-    )
+    edge = MqttEdge(parse_mqtt_url(url), f"oshmon-sim-{time.time_ns()}"[:64], persistent=False, manual_ack=False)
     window: deque[asyncio.Task[None]] = deque()
     sent = 0
     async with edge:
@@ -104,13 +102,11 @@ async def _publish(url: str, msgs: Iterable[SimMessage], speed: float, t0: float
 def backfill_cmd(
     days: Annotated[float, typer.Option(help="Days of data to generate.", min=0.01)] = 30.0,
     end: Annotated[str | None, typer.Option(help="End (YYYY-MM-DD or RFC 3339); default: now.")] = None,
-    sites: Annotated[int, typer.Option(help="Number of mine sites.", min=1)] = 2,
-    devices: Annotated[int, typer.Option(help="Devices of each kind per zone.", min=1)] = 1,
-    workers: Annotated[int, typer.Option(help="Workers with personal monitors per site.", min=0)] = 2,
-    scenario_name: Annotated[
-        str, typer.Option("--scenario", help=f"One of: {', '.join(SCENARIO_NAMES)}.")
-    ] = "month",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    sites: SitesOpt = 2,
+    devices: DevicesOpt = 1,
+    workers: WorkersOpt = 2,
+    scenario_name: ScenarioOpt = "month",
+    seed: SeedOpt = 1,
     interval: Annotated[float, typer.Option(help="Seconds between gas readings.", min=1)] = 60.0,
     config: ConfigOpt = None,
 ) -> None:
