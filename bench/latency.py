@@ -134,23 +134,28 @@ class Probe:
             else:
                 self.others += 1
 
-    def cross(self, tag: str) -> None:
+    def _prime(self, tag: str) -> str:
+        """A new probe device reading 0.2 %vol: below the limit, one probe period before its crossing."""
         self.n += 1
         dev = f"pr-{tag}-{self.n:05d}"
-        topic = f"osh/{SITE}/probe/{dev}/data"
-        t = time.time()
-        self.pub.publish(topic, orjson.dumps({"t": t - 0.5, "hazard": "ch4", "value": 0.2, "unit": "%vol"}), qos=1)
-        time.sleep(0.02)
+        body = orjson.dumps({"t": time.time(), "hazard": "ch4", "value": 0.2, "unit": "%vol"})
+        self.pub.publish(f"osh/{SITE}/probe/{dev}/data", body, qos=1)
+        return dev
+
+    def _cross(self, dev: str) -> None:
         body = orjson.dumps({"t": time.time(), "hazard": "ch4", "value": 1.2, "unit": "%vol"})
         with self._lock:
             self.sent[dev] = time.time()
-        self.pub.publish(topic, body, qos=1)
+        self.pub.publish(f"osh/{SITE}/probe/{dev}/data", body, qos=1)
 
     def run(self, tag: str, seconds: float, hz: float) -> list[float]:
         """Cross `hz` times a second for `seconds`; latencies (ms) of this run's probes."""
+        primed = self._prime(tag)
+        time.sleep(1.0 / hz)
         start, i = time.time(), 0
         while time.time() - start < seconds:
-            self.cross(tag)
+            self._cross(primed)
+            primed = self._prime(tag)
             i += 1
             pause = start + i / hz - time.time()
             if pause > 0:

@@ -194,7 +194,7 @@ class ExposureEngine:
                 parts.append(cond)
                 records += recs
             if m is prefix and m.any():
-                ring.checkpoint(live, self.ck2, np.unique(ch[m]))
+                ring.checkpoint(live, self.ck1, self.ck2, np.unique(ch[m]))
         return merge_conditions(parts), records
 
     def _seq(self, ch: I64, t: F64, v: F64) -> Seq:

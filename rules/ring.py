@@ -66,10 +66,9 @@ def _rotate(live: ChannelState, ck1: ChannelState, ck2: ChannelState, due: I64) 
         live["mark2"][due] = live["ring_total"][due]
 
 
-def checkpoint(live: ChannelState, ck2: ChannelState, chans: I64) -> None:
-    """The newer checkpoint ← live, here (the older one stays: it is older still)."""
-    ck2.copy_rows(live, chans, track_spec())
-    live["mark2"][chans] = live["ring_total"][chans]
+def checkpoint(live: ChannelState, ck1: ChannelState, ck2: ChannelState, chans: I64) -> None:
+    """Rotate now: used right before the earliest late reading of a replay."""
+    _rotate(live, ck1, ck2, chans)
 
 
 def take(live: ChannelState, chans: I64, marks: I64) -> tuple[I64, F64, F64]:

@@ -1,4 +1,4 @@
-"""Real services for integration tests: Debian's mosquitto and influxd on free loopback ports.
+"""Real services for integration tests: Debian's mosquitto, influxd and victoria-metrics.
 
 Each runs in its own temporary directory and is stopped afterwards. With CI=true a missing
 service is a failure; otherwise the tests that need it are skipped with the reason.
@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -51,13 +52,64 @@ def require(binary: str, package: str) -> str:
 
 
 @dataclass
-class Mosquitto:
-    """A mosquitto broker in a temporary directory; restartable with the same port and state."""
+class _Server:
+    """A server process in its own temporary directory, on a free loopback port."""
 
     binary: str
     port: int
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    name: str = "server"
+    health_path: str = "/ping"  # HTTP servers: answered once they are ready
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, args: list[str]) -> None:
+        with (self.dir / f"{self.name}.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+
+    def _wait_http(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(self.url + self.health_path, timeout=1).close()
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not start: {(self.dir / f'{self.name}.log').read_text()[-2000:]}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+
+S = TypeVar("S", bound=_Server)
+
+
+@contextlib.contextmanager
+def _running(server: S) -> Iterator[S]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@dataclass
+class Mosquitto(_Server):
+    """A mosquitto broker; restartable with the same port and persistent state."""
+
+    name: str = "mosquitto"
 
     @property
     def url(self) -> str:
@@ -72,50 +124,25 @@ class Mosquitto:
             f"persistence true\npersistence_location {self.dir}/\n"
             "autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 0\n"
         )
-        with (self.dir / "mosquitto.log").open("ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log)
+        self._spawn([self.binary, "-c", str(conf)])
         wait_port(self.port)
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
-@contextlib.contextmanager
-def run_mosquitto() -> Iterator[Mosquitto]:
-    binary = require("mosquitto", "mosquitto")
+def run_mosquitto() -> contextlib.AbstractContextManager[Mosquitto]:
     state = Path(tempfile.mkdtemp(prefix="osh-mosq-"))
     # mosquitto started as root drops to the `mosquitto` user, which must be able to write its
     # persistence file here; otherwise it keeps sessions in memory only ("Permission denied")
     # and a broker restart loses every queued message.
     state.chmod(0o777)
-    broker = Mosquitto(binary, free_port(), state)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(broker.dir, ignore_errors=True)
+    return _running(Mosquitto(require("mosquitto", "mosquitto"), free_port(), state))
 
 
 @dataclass
-class Influxd:
+class Influxd(_Server):
     """Debian's influxd (1.x API); both the HTTP and the backup RPC port are free ones."""
 
-    binary: str
-    port: int
-    dir: Path
-    proc: subprocess.Popen[bytes] | None = None
+    name: str = "influxd"
     auth_enabled: bool = False  # [http] auth-enabled: create the first admin user over /query
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
         conf = self.dir / "influxdb.conf"
@@ -128,76 +155,31 @@ class Influxd:
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
             f"  auth-enabled = {'true' if self.auth_enabled else 'false'}\n"
         )
-        with (self.dir / "influxd.log").open("ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen([self.binary, "-config", str(conf)], stdout=log, stderr=log)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.url + "/ping", timeout=1).close()
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"influxd did not start: {(self.dir / 'influxd.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
+        self._spawn([self.binary, "-config", str(conf)])
+        self._wait_http(timeout)
 
 
-@contextlib.contextmanager
-def run_influxd(*, auth_enabled: bool = False) -> Iterator[Influxd]:
-    binary = require("influxd", "influxdb")
-    server = Influxd(binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-influx-")), auth_enabled=auth_enabled)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
+def run_influxd(*, auth_enabled: bool = False) -> contextlib.AbstractContextManager[Influxd]:
+    state = Path(tempfile.mkdtemp(prefix="osh-influx-"))
+    server = Influxd(require("influxd", "influxdb"), free_port(), state, auth_enabled=auth_enabled)
+    return _running(server)
 
 
 @dataclass
-class VictoriaMetrics:
+class VictoriaMetrics(_Server):
     """Debian's victoria-metrics: speaks InfluxDB's `/api/v2/write` (tech-notes §5)."""
 
-    binary: str
-    port: int
-    dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    name: str = "victoria-metrics"
+    health_path: str = "/health"
 
     def start(self, timeout: float = 60.0) -> None:
-        args = [
+        self._spawn([
             self.binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.dir}/data",
             "-retentionPeriod=100y", "-search.latencyOffset=0s",
-        ]  # fmt: skip
-        with (self.dir / "victoria-metrics.log").open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.url + "/health", timeout=1).close()
-                return
-            time.sleep(0.2)
-        log_text = (self.dir / "victoria-metrics.log").read_text()[-2000:]
-        raise TimeoutError(f"victoria-metrics did not start: {log_text}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
+        ])  # fmt: skip
+        self._wait_http(timeout)
 
 
-@contextlib.contextmanager
-def run_victoria_metrics() -> Iterator[VictoriaMetrics]:
-    binary = require("victoria-metrics", "victoria-metrics")
-    server = VictoriaMetrics(binary, free_port(), Path(tempfile.mkdtemp(prefix="osh-vm-")))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
+def run_victoria_metrics() -> contextlib.AbstractContextManager[VictoriaMetrics]:
+    state = Path(tempfile.mkdtemp(prefix="osh-vm-"))
+    return _running(VictoriaMetrics(require("victoria-metrics", "victoria-metrics"), free_port(), state))
