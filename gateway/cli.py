@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the command ran but found a problem (e.g. a failed veri
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
@@ -39,7 +40,10 @@ app.add_typer(cli_data.audit_app, name="audit")
 def main() -> None:
     """Console entry point: translate our errors to one line and exit code 2."""
     try:
-        rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
+        try:
+            rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
+        except BaseExceptionGroup as group:  # a task of the service failed: show the cause itself
+            raise _first_cause(group) from None
         sys.exit(rc if isinstance(rc, int) else 0)
     except OshError as exc:
         print(f"oshmon: error: {exc}", file=sys.stderr)
@@ -57,4 +61,12 @@ def main() -> None:
             print(f"oshmon: error: {fmt()}", file=sys.stderr)
             sys.exit(int(getattr(exc, "exit_code", 2)) or 2)
         print(f"oshmon: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)  # a bug: keep what a developer needs
         sys.exit(3)
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

@@ -29,6 +29,7 @@ def _logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook/InfluxDB request otherwise
 
 
 def subscriptions(settings: Settings) -> list[str]:

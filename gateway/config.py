@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     max_gap_s: float = Field(default=60.0, gt=0)
     shift_grace_s: float = Field(default=300.0, ge=0)
     batch_max_messages: int = Field(default=2000, ge=1)
-    batch_max_wait_s: float = Field(default=0.02, ge=0)
+    batch_max_wait_s: float = Field(default=0.005, ge=0)  # bounds alert latency (docs/benchmarks.md)
     retention_days: int = Field(default=400, ge=366)
     # Alert sinks besides MQTT (console, webhook, e-mail), routed per site and severity.
     sinks: SinksConfig = Field(default_factory=lambda: SinksConfig(sinks=[ConsoleConfig(kind="console")]))
