@@ -12,11 +12,7 @@ read. Goal: under 30 s.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from alerts.types import AlertEvent, AlertEventKind
+from bench.common import machine, update_section
 from reports.monthly import build_monthly
 from rules.profiles import ProfileBook, describe_limits
 from rules.records import limits_of
@@ -152,13 +149,6 @@ def run(channels: int, days: int, history: int, rounds: int) -> dict[str, float]
             "html_kib": size / 1024}  # fmt: skip
 
 
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
-    uname = subprocess.run(["uname", "-srm"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"`{uname}`; nproc {os.cpu_count()}; CPU {cpu}; Python {platform.python_version()}"
-
-
 def report(args: argparse.Namespace, results: list[tuple[int, dict[str, float]]]) -> str:
     lines = [
         BEGIN, "## Monthly report (reports)", "",
@@ -192,10 +182,7 @@ def report(args: argparse.Namespace, results: list[tuple[int, dict[str, float]]]
 
 
 def update(doc: Path, section: str) -> None:
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    doc.write_text(text.rstrip() + "\n")
+    update_section(doc, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

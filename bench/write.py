@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.common import machine, update_section
 from rules.types import ChannelKey, Hazard, ReadingBatch
 from storage import lineproto as lp
 from storage.influx import InfluxConfig, InfluxStore
@@ -136,13 +134,6 @@ def sqlite_rates(points: int, series: int) -> dict[int, float]:
     return out
 
 
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"`{uname}`; nproc {os.cpu_count()}; CPU {cpu}; Python {platform.python_version()}"
-
-
 def report(
     args: argparse.Namespace, influx: dict[str, float], sqlite: dict[int, float], version: str, load: str
 ) -> str:
@@ -185,10 +176,7 @@ def report(
 
 
 def update(doc: Path, section: str) -> None:
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    doc.write_text(text.rstrip() + "\n")
+    update_section(doc, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ class Collector:
         self.messages: list[tuple[float, str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-col-{time.time_ns()}")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-col-{time.time_ns()}")
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.connect("127.0.0.1", port)
@@ -57,7 +58,7 @@ class Collector:
 
 class Publisher:
     def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-pub-{time.time_ns()}")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-pub-{time.time_ns()}")
         self.client.max_inflight_messages_set(1000)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
