@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_user: str | None = None
     influx_password: SecretStr | None = None
-    state_dir: Path = Path("oshmon-state")  # spool, checkpoints, the pseudonym key
+    # Spool, alert checkpoint, pseudonym key. Default: beside the SQLite file ("<file>.state"),
+    # so that state always belongs to its store; "oshmon-state" for InfluxDB.
+    state_dir: Path | None = None
     pseudonym_key: SecretStr | None = None  # keyed hash for worker ids in reports (default: a random key in state_dir)
     profile: str = "eu"
     profile_dirs: list[Path] = Field(default_factory=list)
@@ -111,6 +113,14 @@ class Settings(BaseSettings):
     alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     log_level: str = "INFO"
+
+    @property
+    def state_path(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        if self.store == "sqlite":
+            return self.sqlite_path.with_name(self.sqlite_path.name + ".state")
+        return Path("oshmon-state")
 
     @field_validator("serve_sites", mode="before")
     @classmethod

@@ -87,6 +87,7 @@ class MqttEdge:
         self._lock = threading.RLock()
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._early: set[int] = set()
+        self._ignore: set[int] = set()  # publish_nowait: nobody waits for these
         self.connect_error: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -135,18 +136,31 @@ class MqttEdge:
             log.warning("MQTT connection lost (%s); paho reconnects with backoff", rc)
 
     def _on_message(self, _c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
-        msg = InboundMessage(
-            m.topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, self._generation, time.time()
-        )
+        msg = InboundMessage(m.topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, self._generation, time.time())
         self._call(self.messages.put_nowait, msg)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Any) -> None:
         with self._lock:
             fut = self._pending.pop(mid, None)
             if fut is None:
-                self._early.add(mid)
+                if mid in self._ignore:
+                    self._ignore.discard(mid)
+                else:  # acknowledged before publish() could register it
+                    self._early.add(mid)
                 return
         self._call(_resolve, fut)
+
+    def _track(self, mid: int, fut: asyncio.Future[None] | None) -> None:
+        """Tie a packet id to its waiter (or to nobody); every entry is removed again on PUBACK."""
+        with self._lock:
+            if mid in self._early:
+                self._early.discard(mid)
+                if fut is not None:
+                    fut.set_result(None)
+            elif fut is not None:
+                self._pending[mid] = fut
+            else:
+                self._ignore.add(mid)
 
     def _call(self, fn: Any, *args: Any) -> None:
         loop = self._loop
@@ -161,7 +175,8 @@ class MqttEdge:
 
     def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Queue a publish; paho resends QoS 1 messages after a reconnect."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        self._track(info.mid, None)
 
     async def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, wait_s: float = 30.0
@@ -169,15 +184,12 @@ class MqttEdge:
         """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0)."""
         assert self._loop is not None, "use MqttEdge as an async context manager"
         fut: asyncio.Future[None] = self._loop.create_future()
-        with self._lock:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-                raise ConnectionError(f"MQTT publish to {topic!r} failed: {paho.error_string(info.rc)}")
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                fut.set_result(None)
-            else:
-                self._pending[info.mid] = fut
+        # Never hold our lock while calling paho: its network thread holds paho's own lock when it
+        # calls on_publish, which takes ours (lock-order inversion = deadlock under fast PUBACKs).
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            raise ConnectionError(f"MQTT publish to {topic!r} failed: {paho.error_string(info.rc)}")
+        self._track(info.mid, fut)
         await asyncio.wait_for(fut, wait_s)
 
 

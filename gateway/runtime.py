@@ -86,7 +86,7 @@ def open_configured_store(
         influx_token=token,
         influx_user=settings.influx_user,
         influx_password=password,
-        spool_dir=None if read_only else settings.state_dir / "spool",
+        spool_dir=None if read_only else settings.state_path / "spool",
         on_rejected=on_rejected,
     )
 
@@ -95,9 +95,9 @@ def pseudonym_key(settings: Settings) -> SecretStr:
     """The configured key, or a random one kept in state_dir (stable across runs on one host)."""
     if settings.pseudonym_key is not None:
         return settings.pseudonym_key
-    path = settings.state_dir / "pseudonym.key"
+    path = settings.state_path / "pseudonym.key"
     if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.state_path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
@@ -268,7 +268,7 @@ class Runtime:
     # -- persistence ------------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Save the alert book atomically, so a restart does not re-notify (fsync + rename)."""
-        path = self.settings.state_dir / ALERT_CHECKPOINT
+        path = self.settings.state_path / ALERT_CHECKPOINT
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as f:
@@ -285,7 +285,7 @@ class Runtime:
 
 
 def _load_alerts(settings: Settings) -> AlertBook:
-    path = settings.state_dir / ALERT_CHECKPOINT
+    path = settings.state_path / ALERT_CHECKPOINT
     policy = settings.alerts.policy()
     if not path.exists():
         return AlertBook(policy)
@@ -298,13 +298,13 @@ def _load_alerts(settings: Settings) -> AlertBook:
 
 def describe_status(settings: Settings) -> str:
     lines = [f"store: {settings.store}" + (f" ({settings.sqlite_path})" if settings.store == "sqlite" else "")]
-    path = settings.state_dir / ALERT_CHECKPOINT
+    path = settings.state_path / ALERT_CHECKPOINT
     if path.exists():
         data = orjson.loads(path.read_bytes())
         lines.append(f"open alerts: {len(data.get('open', []))}")
         for a in data.get("open", []):
             lines.append(f"  {a.get('alert_id')} {a.get('severity')} {a.get('rule')} {a.get('subject')}")
-    spool = settings.state_dir / "spool"
+    spool = settings.state_path / "spool"
     if spool.exists():
         size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
         lines.append(f"spool: {size} bytes waiting in {spool}")

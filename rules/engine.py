@@ -35,9 +35,10 @@ B = np.ndarray[Any, np.dtype[np.bool_]]
 class ExposureEngine:
     """See the module docstring and docs/exposure.md for the exact semantics.
 
-    `reorder_s` / `reorder_readings`: a reading older than its channel's latest is replayed
-    exactly if it is at most `reorder_s` older and among the last `reorder_readings` of the
-    channel; otherwise it is judged as a level only and counted in `stats["late_dropped"]`.
+    `reorder_readings` / `reorder_s`: checkpoints every that many readings (and when the newer
+    one is reorder_s/2 old); a reading older than the channel's latest is replayed exactly from
+    the newest checkpoint not after it, else judged as a level only and counted in
+    `stats["late_dropped"]` (docs/exposure.md, "Late readings").
     """
 
     def __init__(
@@ -172,9 +173,10 @@ class ExposureEngine:
         the replayed readings before the earliest late one (then a checkpoint is taken there, the
         best place for the next late reading), the readings before a jump, the rest."""
         live, new = self.live, np.ones(ch.shape[0], bool)
-        emit_from = np.full(live.size, -np.inf)
+        emit_from = np.full(live.size, -np.inf)  # rows judged: all, but for replays from the late one on
         if replay.size:
             self.stats["replayed"] += int(replay.size)
+            emit_from[replay] = np.inf
             np.minimum.at(emit_from, ch, np.where(np.isin(ch, replay), t, np.inf))
             marks = self._restore(replay, older)
             rc, rt, rv = ring.take(live, replay, marks)
@@ -194,7 +196,7 @@ class ExposureEngine:
                 parts.append(cond)
                 records += recs
             if m is prefix and m.any():
-                ring.checkpoint(live, self.ck1, self.ck2, np.unique(ch[m]))
+                ring.checkpoint(live, self.ck2, np.unique(ch[m]))
         return merge_conditions(parts), records
 
     def _seq(self, ch: I64, t: F64, v: F64) -> Seq:

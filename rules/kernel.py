@@ -55,7 +55,6 @@ class Seq:
 class Holds:
     """The hold each reading closes, split into the part in its own segment and the part before."""
 
-    has_pred: B
     held: F64  # whole hold length (s)
     vp: F64  # predecessor value (0 when none)
     cur: F64  # (NQ, n) integrals of the hold inside the reading's segment (row per quantity)
@@ -79,11 +78,9 @@ def holds(st: ChannelState, meta: ChannelState, s: Seq, max_gap_s: float, floors
     leave = np.flatnonzero(change)
     length = held.copy()
     length[leave] = np.maximum(he[leave] - np.maximum(tp[leave], s.seg_s[leave]), 0.0)
-    has_pred = np.ones(s.t.shape[0], bool)
-    has_pred[orphan] = False
     old, trailing = _left_behind(st, meta, s, leave, tp, he, vp, floors, noise)
     silence = s.t - np.maximum(he, s.seg_s)
-    return Holds(has_pred, held, vp, integrals(meta, s.ch, vp, length, floors, noise), leave, old, trailing, silence)
+    return Holds(held, vp, integrals(meta, s.ch, vp, length, floors, noise), leave, old, trailing, silence)
 
 
 def _shifted(x: F64, last: F64, s: Seq) -> F64:
@@ -260,20 +257,36 @@ def x_from_bins(st: ChannelState, live: ChannelState, ch: I64, q: F64) -> F64:
 
     X is exact at bin ends; inside the bin holding q it is taken as linear in time, which is
     the engine's one approximation (docs/exposure.md). Channels without history have X = 0.
+    (Written with in-place operations: this runs for every gas reading.)
     """
     nb = live["bins"].shape[1]  # a power of two: slot = bin & (nb - 1)
     flat, cap = live.slots("bins")
-    t0, x0 = st["t_last"][ch], st["x_last"][ch]
+    t0 = st["t_last"][ch]
     hi = (t0 * (1.0 / BIN_S)).astype(np.int64)  # times are positive: truncation is floor
-    b = np.maximum((q * (1.0 / BIN_S)).astype(np.int64), hi - nb + 2)
-    left = flat[((b - 1) & (nb - 1)) * cap + ch]
+    b = (q * (1.0 / BIN_S)).astype(np.int64)
+    np.maximum(b, hi - (nb - 2), out=b)
+    idx = b - 1
+    np.bitwise_and(idx, nb - 1, out=idx)
+    idx *= cap
+    idx += ch
+    left = flat[idx]
     in_last = b >= hi
-    right = np.where(in_last, x0, flat[(b & (nb - 1)) * cap + ch])
-    t_right = np.where(in_last, t0, (b + 1) * BIN_S)
-    span = t_right - b * BIN_S
-    frac = np.clip((q - b * BIN_S) / np.where(span > 0, span, 1.0), 0.0, 1.0)
-    out: F64 = np.where(st["has"][ch], left + (right - left) * frac, 0.0)
-    return out
+    np.bitwise_and(b, nb - 1, out=idx)
+    idx *= cap
+    idx += ch
+    right = flat[idx]
+    np.copyto(right, st["x_last"][ch], where=in_last)
+    start = b * BIN_S  # bin start (s)
+    span = np.where(in_last, t0, start + BIN_S)
+    span -= start
+    frac = q - start
+    np.divide(frac, span, out=frac, where=span > 0)
+    np.clip(frac, 0.0, 1.0, out=frac)
+    right -= left
+    right *= frac
+    right += left
+    right[~st["has"][ch]] = 0.0
+    return right
 
 
 def stel(st: ChannelState, live: ChannelState, s: Seq, x: F64, gas: B, max_gap_s: float) -> F64:

@@ -50,7 +50,14 @@ def rotate(live: ChannelState, ck1: ChannelState, ck2: ChannelState, chans: I64,
     size = live["ring_t"].shape[1]
     total, mark2 = live["ring_total"][chans], live["mark2"][chans]
     stale = ck2["has"][chans] & (live["t_last"][chans] - ck2["t_last"][chans] > keep_s / 2)
-    _rotate(live, ck1, ck2, chans[(total - mark2 >= every) | stale])
+    due = (total - mark2 >= every) | stale
+    _rotate(live, ck1, ck2, chans[due])
+    # replays keep moving the newer checkpoint up: before the ring runs out, the older one
+    # follows it (the two may then coincide until the next rotation)
+    full = chans[~due & (live["ring_total"][chans] - live["mark1"][chans] >= size - every // 2)]
+    if full.size:
+        ck1.copy_rows(ck2, full, track_spec())
+        live["mark1"][full] = live["mark2"][full]
     lost = chans[live["ring_total"][chans] - live["mark1"][chans] > size]  # a huge batch overran the ring
     if lost.size:
         ck1.copy_rows(ck2, lost, track_spec())
@@ -58,7 +65,9 @@ def rotate(live: ChannelState, ck1: ChannelState, ck2: ChannelState, chans: I64,
 
 
 def _rotate(live: ChannelState, ck1: ChannelState, ck2: ChannelState, due: I64) -> None:
-    """Older checkpoint ← newer; newer ← live (track fields and ring marks)."""
+    """Older checkpoint ← newer; newer ← live (track fields and ring marks). Channels with no
+    reading since the newer checkpoint keep both: rotating would make them equal."""
+    due = due[live["ring_total"][due] > live["mark2"][due]]
     if due.size:
         ck1.copy_rows(ck2, due, track_spec())
         live["mark1"][due] = live["mark2"][due]
@@ -66,9 +75,11 @@ def _rotate(live: ChannelState, ck1: ChannelState, ck2: ChannelState, due: I64) 
         live["mark2"][due] = live["ring_total"][due]
 
 
-def checkpoint(live: ChannelState, ck1: ChannelState, ck2: ChannelState, chans: I64) -> None:
-    """Rotate now: used right before the earliest late reading of a replay."""
-    _rotate(live, ck1, ck2, chans)
+def checkpoint(live: ChannelState, ck2: ChannelState, chans: I64) -> None:
+    """The newer checkpoint ← live, right before the earliest late reading of a replay (the
+    older checkpoint stays: it still reaches further back)."""
+    ck2.copy_rows(live, chans, track_spec())
+    live["mark2"][chans] = live["ring_total"][chans]
 
 
 def take(live: ChannelState, chans: I64, marks: I64) -> tuple[I64, F64, F64]:

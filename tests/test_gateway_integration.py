@@ -63,9 +63,7 @@ def test_stel_alarm_dead_letters_and_clean_stop(mosquitto: Mosquitto, tmp_path: 
                 lambda c: len([d for d in c.json_on("/deadletter") if d["topic"].endswith("gd-1/data")]) == 3,
                 10,
             )
-            assert col.wait(
-                lambda c: any("/alarms/north/gd-1/co/stel" in t for _, t, p, _ in c.messages if p), 10
-            )
+            assert col.wait(lambda c: any("/alarms/north/gd-1/co/stel" in t for _, t, p, _ in c.messages if p), 10)
             assert col.wait(lambda _: stored_readings(tmp_path / "osh.sqlite", "gd-1") == 120, 10)
             # Exactly one raised STEL alert for 20 minutes above the limit: repeats update it.
             raised = [a for a in col.json_on("/alerts") if a["rule"] == "stel" and a["event"] == "raised"]
@@ -74,3 +72,20 @@ def test_stel_alarm_dead_letters_and_clean_stop(mosquitto: Mosquitto, tmp_path: 
     finally:
         col.close()
         pub.close()
+
+
+async def test_many_concurrent_publishes_all_complete(mosquitto: Mosquitto) -> None:
+    """Regression: holding our lock while calling paho deadlocked against fast PUBACKs."""
+    import asyncio
+
+    from gateway.config import parse_mqtt_url
+    from gateway.mqtt import MqttEdge
+
+    edge = MqttEdge(parse_mqtt_url(mosquitto.url), f"t-edge-{time.time_ns()}", persistent=False, manual_ack=False)
+    async with edge:
+        for _ in range(5):
+            await asyncio.wait_for(asyncio.gather(*(edge.publish("osh/t/z/d/x", b"x", qos=1) for _ in range(300))), 20)
+            for _ in range(300):
+                edge.publish_nowait("osh/t/z/d/y", b"y", qos=1)
+        await asyncio.sleep(0.5)
+        assert not edge._pending and not edge._early, "every packet id is released on PUBACK"
