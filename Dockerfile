@@ -1,6 +1,8 @@
 # oshmon gateway image. Build: docker build -t oshmon .
 FROM python:3.11-slim-bookworm
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296
+# (the MALLOC_ settings keep numpy's large temporaries in the heap: ~35 % faster engine, docs/benchmarks.md)
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway

@@ -17,8 +17,7 @@ def parse_cli_time(text: str, option: str) -> float:
         dt = datetime.fromisoformat(raw)
     except ValueError:
         raise ConfigError(
-            f"{option} {text!r} is not a date (YYYY-MM-DD) or an RFC 3339 time stamp "
-            "(e.g. 2026-11-22T09:41:07Z)"
+            f"{option} {text!r} is not a date (YYYY-MM-DD) or an RFC 3339 time stamp (e.g. 2026-11-22T09:41:07Z)"
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)

@@ -63,9 +63,7 @@ class Publisher:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def send(
-        self, topic: str, payload: object, qos: int = 1, retain: bool = False, wait: bool = True
-    ) -> None:
+    def send(self, topic: str, payload: object, qos: int = 1, retain: bool = False, wait: bool = True) -> None:
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         info = self.client.publish(topic, raw, qos=qos, retain=retain)
         if wait:

@@ -36,9 +36,7 @@ def test_compose_has_broker_database_and_gateways() -> None:
 
 
 @pytest.mark.parametrize(("name", "svc"), gateway_services(), ids=lambda x: x if isinstance(x, str) else "")
-def test_gateway_environment_is_valid_settings(
-    name: str, svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_gateway_environment_is_valid_settings(name: str, svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     env = {k: re.sub(r"\$\{[^}]*\}", "secret", str(v)) for k, v in svc["environment"].items()}
     fields = {f"OSH_{f.upper()}" for f in Settings.model_fields}
     unknown = set(env) - fields

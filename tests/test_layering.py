@@ -50,9 +50,7 @@ def test_imports_follow_the_layers(path: Path) -> None:
     for name in imports(path):
         top = name.split(".")[0]
         if top in OURS:
-            allowed = ALLOWED[pkg] | (
-                {"gateway"} if name == "gateway.codec" and pkg == "simulators" else set()
-            )
+            allowed = ALLOWED[pkg] | ({"gateway"} if name == "gateway.codec" and pkg == "simulators" else set())
             assert top in allowed, f"{rel} imports {name}: {pkg}/ may import only {sorted(allowed)}"
         if top in MQTT_LIBS:
             assert rel in MQTT_MODULES, f"{rel} imports {name}: only {MQTT_MODULES} talks to MQTT"
