@@ -96,8 +96,22 @@ def _interp_minutes(r_s: F64, knots_min: tuple[float, ...], deltas: tuple[float,
     return np.asarray(np.interp(r_s / _MIN, knots_min, deltas, left=0.0, right=0.0), np.float64)
 
 
+class _ZoneIncident:
+    """An incident in one zone of one site (`site`/`zone` filled in by `resolve`)."""
+
+    __slots__ = ()
+    site: str | None
+    zone: str | None
+
+    def where(self) -> str:
+        return f"{self.site}/{self.zone}"
+
+    def touches(self, device: Device) -> bool:
+        return _in_zone(device, self.site, self.zone)
+
+
 @dataclass(frozen=True, slots=True)
-class MethaneRise:
+class MethaneRise(_ZoneIncident):
     at_s: float
     site: str | None = None
     zone: str | None = None
@@ -112,12 +126,6 @@ class MethaneRise:
         roles = (ZoneRole.FACE, ZoneRole.RETURN, ZoneRole.HAULAGE, ZoneRole.WORKSHOP)
         site, zone = _resolve_zone(devices, self.site, self.zone, frozenset({"ch4"}), roles)
         return replace(self, site=site, zone=zone)
-
-    def where(self) -> str:
-        return f"{self.site}/{self.zone}"
-
-    def touches(self, device: Device) -> bool:
-        return _in_zone(device, self.site, self.zone)
 
     def apply(self, hazard: str, r_s: F64, values: F64, rng: np.random.Generator) -> None:
         if hazard == "ch4":
@@ -134,7 +142,7 @@ _FUME_EXTRA = {"co2": 1500.0, "respirable_dust": 2.0}
 
 
 @dataclass(frozen=True, slots=True)
-class BlastingFumes:
+class BlastingFumes(_ZoneIncident):
     at_s: float
     site: str | None = None
     zone: str | None = None
@@ -150,12 +158,6 @@ class BlastingFumes:
         roles = (ZoneRole.FACE, ZoneRole.HAULAGE, ZoneRole.RETURN, ZoneRole.WORKSHOP)
         site, zone = _resolve_zone(devices, self.site, self.zone, frozenset({"co"}), roles, last=True)
         return replace(self, site=site, zone=zone)
-
-    def where(self) -> str:
-        return f"{self.site}/{self.zone}"
-
-    def touches(self, device: Device) -> bool:
-        return _in_zone(device, self.site, self.zone)
 
     def shape(self, r_s: F64) -> F64:
         """0..1: linear rise over `rise_s`, then exp(-(r - rise)/tau), cut off after 6 tau."""
@@ -175,7 +177,7 @@ class BlastingFumes:
 
 
 @dataclass(frozen=True, slots=True)
-class OxygenDip:
+class OxygenDip(_ZoneIncident):
     at_s: float
     site: str | None = None
     zone: str | None = None
@@ -191,12 +193,6 @@ class OxygenDip:
         site, zone = _resolve_zone(devices, self.site, self.zone, frozenset({"o2"}), roles)
         return replace(self, site=site, zone=zone)
 
-    def where(self) -> str:
-        return f"{self.site}/{self.zone}"
-
-    def touches(self, device: Device) -> bool:
-        return _in_zone(device, self.site, self.zone)
-
     def apply(self, hazard: str, r_s: F64, values: F64, rng: np.random.Generator) -> None:
         knots = (0, 6, 18, 30)
         if hazard == "o2":
@@ -209,7 +205,7 @@ class OxygenDip:
 
 
 @dataclass(frozen=True, slots=True)
-class NoisyShift:
+class NoisyShift(_ZoneIncident):
     at_s: float
     site: str | None = None
     zone: str | None = None
@@ -224,12 +220,6 @@ class NoisyShift:
         roles = (ZoneRole.FACE, ZoneRole.WORKSHOP, ZoneRole.HAULAGE, ZoneRole.RETURN)
         site, zone = _resolve_zone(devices, self.site, self.zone, frozenset({"noise"}), roles)
         return replace(self, site=site, zone=zone)
-
-    def where(self) -> str:
-        return f"{self.site}/{self.zone}"
-
-    def touches(self, device: Device) -> bool:
-        return _in_zone(device, self.site, self.zone)
 
     def apply(self, hazard: str, r_s: F64, values: F64, rng: np.random.Generator) -> None:
         if hazard != "noise":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -29,7 +28,7 @@ from alerts.types import rfc3339
 from storage.base import HistoryQuery, RecordKind
 from storage.factory import open_store
 from tests.mqtt_helpers import ROOT, Collector, GatewayProcess, Publisher
-from tests.services import IN_CI, Mosquitto, free_port
+from tests.services import Mosquitto, free_port
 from tests.test_alerts_helpers import HookServer
 from tests.test_alerts_sinks import PASSWORD, Inbox, authenticator
 
@@ -373,24 +372,10 @@ def test_silent_device_and_last_will_raise_offline(mosquitto: Mosquitto, tmp_pat
 
 
 # ---- g. e-mail -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        if IN_CI:
-            pytest.fail("openssl is needed for the STARTTLS test")
-        pytest.skip("openssl not installed: the STARTTLS test needs a self-signed certificate")
-    d = tmp_path_factory.mktemp("tls")
-    key, crt = d / "key.pem", d / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return key, crt
 
 
-def test_email_through_the_gateway(mosquitto: Mosquitto, tmp_path: Path, tls_files: tuple[Path, Path]) -> None:
-    key, crt = tls_files
+def test_email_through_the_gateway(mosquitto: Mosquitto, tmp_path: Path, tls_cert: tuple[Path, Path]) -> None:
+    key, crt = tls_cert
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(crt), str(key))
     inbox, port = Inbox(), free_port()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import io
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -29,7 +27,7 @@ from alerts.sinks.webhook import SIGNATURE_HEADER, WebhookSink, verify
 from alerts.types import AlertEvent
 from rules.errors import SinkError
 from rules.types import RuleKind, Severity
-from tests.services import IN_CI, free_port
+from tests.services import free_port
 from tests.test_alerts_helpers import GD17, LIMITS, HookServer, batch, counter_ids, dead_port, make_registry
 
 SECRET = "whsec-DO-NOT-LOG-7f3a"
@@ -100,21 +98,6 @@ async def test_webhook_dead_and_slow_endpoints_fail_fast_without_secrets(event: 
 
 
 # ---- e-mail ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command line."""
-    if shutil.which("openssl") is None:
-        if IN_CI:
-            pytest.fail("openssl is needed for the STARTTLS test")
-        pytest.skip("openssl not installed: STARTTLS test needs a self-signed certificate")
-    d = tmp_path_factory.mktemp("tls")
-    key, crt = d / "key.pem", d / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return key, crt
 
 
 class Inbox:
@@ -137,17 +120,17 @@ def authenticator(server: Any, session: Session, envelope: Envelope, mechanism: 
 
 
 @pytest.fixture
-def smtp(cert: tuple[Path, Path]) -> Iterator[tuple[int, Inbox, ssl.SSLContext]]:
+def smtp(tls_cert: tuple[Path, Path]) -> Iterator[tuple[int, Inbox, ssl.SSLContext]]:
     """A real SMTP server (aiosmtpd) that requires STARTTLS before AUTH, and AUTH before mail."""
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(str(cert[1]), str(cert[0]))
+    server_ctx.load_cert_chain(str(tls_cert[1]), str(tls_cert[0]))
     inbox, port = Inbox(), free_port()
     ctl = Controller(
         inbox, hostname="127.0.0.1", port=port, tls_context=server_ctx, require_starttls=True,
         authenticator=authenticator, auth_required=True, auth_require_tls=True,
     )  # fmt: skip
     ctl.start()
-    client_ctx = ssl.create_default_context(cafile=str(cert[1]))
+    client_ctx = ssl.create_default_context(cafile=str(tls_cert[1]))
     try:
         yield port, inbox, client_ctx
     finally:
