@@ -15,7 +15,7 @@ from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage
 from gateway.payloads import AckPayload, StatusPayload, decode_ack, decode_readings, decode_status
 from rules.errors import PayloadError
-from rules.types import F64, I64, ChannelKey, ChannelRegistry, ReadingBatch
+from rules.types import F64, I64, ChannelRegistry, ReadingBatch
 
 
 @dataclass(slots=True)
@@ -95,7 +95,3 @@ def sort_messages(
             out.dead.append(DeadLetter(m.topic, str(exc), m.payload, m.received_s))
     out.readings, out.seq = cols.batch()
     return out
-
-
-def channel_keys(registry: ChannelRegistry) -> list[ChannelKey]:
-    return registry.keys

@@ -303,7 +303,11 @@ def describe_status(settings: Settings) -> str:
         data = orjson.loads(path.read_bytes())
         lines.append(f"open alerts: {len(data.get('open', []))}")
         for a in data.get("open", []):
-            lines.append(f"  {a.get('alert_id')} {a.get('severity')} {a.get('rule')} {a.get('subject')}")
+            sub = a.get("subject") or {}
+            where = f"{sub.get('site')}/{sub.get('zone')}/{sub.get('device')} {sub.get('hazard')}"
+            who = f" ({sub['worker']})" if sub.get("worker") else ""
+            acked = f", acknowledged by {a['acked_by']}" if a.get("acked_by") else ""
+            lines.append(f"  {a.get('alert_id')}  {a.get('severity'):<11} {a.get('rule'):<8} {where}{who}{acked}")
     spool = settings.state_path / "spool"
     if spool.exists():
         size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())

@@ -112,13 +112,12 @@ class GatewayService:
         events = rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
             events += rt.judge(rt.engine.ingest(sorted_.readings), now)
-        for topic, ack, m in sorted_.acks:
+        for _topic, ack, m in sorted_.acks:
             ev, err = rt.acknowledge(ack.alert_id, ack.by, ack.note, now)
             if err is not None:
                 await self._publish_dead([DeadLetter(m.topic, err, m.payload, m.received_s)])
             elif ev is not None:
                 events.append(ev)
-            del topic
         await self._emit(events)
 
     def _count(self, s: Sorted) -> None:

@@ -69,3 +69,14 @@ def test_any_change_to_the_stored_log_is_detected(sealed_store: Path, tamper: st
     assert not ok and expected in message, message
     done = cli(sealed_store, "audit", "verify")
     assert done.returncode == 1 and expected in done.stderr + done.stdout
+
+
+def test_status_lists_store_and_open_alerts(sealed_store: Path) -> None:
+    env = {"OSH_SQLITE_PATH": str(sealed_store / "osh.sqlite"), "OSH_STATE_DIR": str(sealed_store / "state-gw-b"),
+           "PATH": "/usr/bin:/bin"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "status"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"store: sqlite ({sealed_store / 'osh.sqlite'})" in done.stdout
+    assert "open alerts:" in done.stdout
