@@ -298,12 +298,13 @@ def summary(console: Console, settings: Settings, result: DemoResult, started: f
     table.add_row("took", f"{time.time() - started:.0f} s")
     console.print(table)
     db = settings.sqlite_path
+    exe = "oshmon" if shutil.which("oshmon") else sys.argv[0]  # `make demo` does not put .venv/bin on PATH
     console.print(
         Panel(
-            f"OSH_SQLITE_PATH={db} oshmon history --kind alerts --severity critical\n"
-            f"OSH_SQLITE_PATH={db} oshmon history --kind exposures --site kop-1 --hazard noise\n"
-            f"OSH_SQLITE_PATH={db} oshmon report monthly --month {previous_month(time.time())[0]} --lang sr --out rs\n"
-            f"OSH_SQLITE_PATH={db} oshmon export evidence --site kop-1 --from 2026-01-01 --to 2027-01-01 --out ev",
+            f"OSH_SQLITE_PATH={db} {exe} history --kind alerts --severity critical\n"
+            f"OSH_SQLITE_PATH={db} {exe} history --kind exposures --site kop-1 --hazard noise\n"
+            f"OSH_SQLITE_PATH={db} {exe} report monthly --month {previous_month(time.time())[0]} --lang sr --out rs\n"
+            f"OSH_SQLITE_PATH={db} {exe} export evidence --site kop-1 --from 2026-01-01 --to 2027-01-01 --out ev",
             title="try next",
         )
     )
