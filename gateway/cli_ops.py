@@ -98,13 +98,14 @@ def ack(
     settings = load_settings(config)
     store = open_configured_store(settings, read_only=True)
     try:
-        rows = list(store.query(HistoryQuery(kind=RecordKind.ALERTS)))
+        site: str | None = None
+        for row in store.query(HistoryQuery(RecordKind.ALERTS)):  # streamed: no list of every alert
+            if row["alert_id"] == alert_id:
+                site = str(row["site"])
     finally:
         store.close()
-    mine = [r for r in rows if r["alert_id"] == alert_id]
-    if not mine:
+    if site is None:
         raise ConfigError(f"unknown alert id {alert_id!r}: list alerts with `oshmon history --kind alerts`")
-    site = str(mine[-1]["site"])
     event = asyncio.run(_send_ack(settings, site, alert_id, by, note))
     typer.echo(
         f"acknowledged {alert_id} ({event.get('severity')} {event.get('rule')} "

@@ -66,13 +66,7 @@ class HealthSettings(BaseModel):
     calibration_days: float = Field(default=31.0, gt=0)  # 30 CFR 75.351(n)
 
     def policy(self) -> HealthPolicy:
-        return HealthPolicy(
-            offline_k=self.offline_k,
-            min_silence_s=self.min_silence_s,
-            default_interval_s=self.default_interval_s,
-            stuck_after_s=self.stuck_after_s,
-            calibration_days=self.calibration_days,
-        )
+        return HealthPolicy(**self.model_dump())  # the field names are HealthPolicy's own
 
 
 class Settings(BaseSettings):

@@ -111,13 +111,13 @@ class DemoResult:
     report: Path | None = None
 
 
-def demo_settings(opts: DemoOptions, mqtt_url: str) -> Settings:
+def demo_settings(opts: DemoOptions) -> Settings:
+    """The demo's settings; the broker's URL is filled in once the embedded broker runs."""
     profiles = opts.out / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     (profiles / "demo-mine.toml").write_text(DEMO_PROFILE)
     return load_settings(
         None,
-        mqtt_url=mqtt_url,
         mqtt_client_id="oshmon-demo-gateway",
         store="sqlite",
         sqlite_path=opts.out / "oshmon.sqlite",
@@ -177,10 +177,10 @@ async def _watch_alerts(url: str, prefix: str, console: Console, result: DemoRes
             print_event(console, ev)
 
 
-async def run_live(opts: DemoOptions, console: Console) -> tuple[Settings, DemoResult]:
+async def run_live(opts: DemoOptions, settings: Settings, console: Console) -> tuple[Settings, DemoResult]:
     result = DemoResult()
     async with EmbeddedBroker() as broker:
-        settings = demo_settings(opts, broker.url)
+        settings = settings.model_copy(update={"mqtt_url": broker.url})
         ready, stop_gw, stop_watch = asyncio.Event(), asyncio.Event(), asyncio.Event()
         gw = asyncio.create_task(serve(settings, ready, stop_gw), name="gateway")
         await asyncio.wait_for(ready.wait(), 60)
@@ -315,10 +315,10 @@ def run_demo(opts: DemoOptions) -> DemoResult:
     started = time.time()
     fresh_dir(opts.out)
     console.print(Panel("oshmon demo: embedded broker, SQLite store, gateway, simulated mine sites", style="bold"))
-    settings = demo_settings(opts, "mqtt://127.0.0.1:1883")  # the broker's port is set when it runs
+    settings = demo_settings(opts)
     backfill = start_backfill(opts, settings) if opts.report else None
     try:
-        settings, result = asyncio.run(run_live(opts, console))
+        settings, result = asyncio.run(run_live(opts, settings, console))
         if backfill is not None:
             result.report = month_report(opts, settings, console, *backfill)
     finally:
