@@ -15,6 +15,7 @@ import typer
 from gateway.cli_opts import ConfigOpt
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
+from gateway.observability import HealthProbe, bind_http, build_app, serve_http
 from gateway.runtime import Runtime, open_configured_store
 from gateway.service import Counters
 from rules.errors import ConfigError, OshError
@@ -52,6 +53,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
     """Run the gateway until SIGTERM/SIGINT (or `stop` is set); returns what it counted."""
     from gateway.service import GatewayService
 
+    http_sock = bind_http(settings.http_listen) if settings.http_listen else None
     rt = await asyncio.to_thread(Runtime.build, settings)
     target = parse_mqtt_url(settings.mqtt_url)
     try:
@@ -69,10 +71,15 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
             )
             if ready is not None:
                 ready.set()
+            http_stop = asyncio.Event()
             async with asyncio.TaskGroup() as tg:
                 if stop is not None:
                     tg.create_task(_stop_when(stop, svc.stop), name="external-stop")
+                if http_sock is not None:
+                    app = build_app(svc.metrics, health_probe(edge, rt), svc.refresh_metrics)
+                    tg.create_task(serve_http(app, http_sock, http_stop), name="http")
                 await svc.run()
+                http_stop.set()
                 if stop is not None:
                     stop.set()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -81,6 +88,14 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
     except ConnectionError as exc:
         rt.close()
         raise OshError(str(exc)) from None
+    finally:
+        if http_sock is not None:
+            http_sock.close()
+
+
+def health_probe(edge: MqttEdge, rt: Runtime) -> HealthProbe:
+    """Healthy: MQTT up, and the store accepts writes (or the spool does while it is down)."""
+    return HealthProbe(lambda: edge.connected, rt.store, getattr(rt.store, "accepting", None))
 
 
 async def _stop_when(event: asyncio.Event, action: Callable[[], None]) -> None:

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # Spool, alert checkpoint, pseudonym key. Default: beside the SQLite file ("<file>.state"),
     # so that state always belongs to its store; "oshmon-state" for InfluxDB.
     state_dir: Path | None = None
+    # Spool writes on disk while the store is unreachable (SPEC §6). false: the broker's
+    # persistent session is the only buffer (nothing is acknowledged while the store is down).
+    spool: bool = True
+    # GET /metrics (Prometheus) and GET /healthz; empty disables (docs/operations.md).
+    http_listen: str = "127.0.0.1:9108"
     pseudonym_key: SecretStr | None = None  # keyed hash for worker ids in reports (default: a random key in state_dir)
     profile: str = "eu"
     profile_dirs: list[Path] = Field(default_factory=list)

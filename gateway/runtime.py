@@ -86,7 +86,7 @@ def open_configured_store(
         influx_token=token,
         influx_user=settings.influx_user,
         influx_password=password,
-        spool_dir=None if read_only else settings.state_path / "spool",
+        spool_dir=None if read_only or not settings.spool else settings.state_path / "spool",
         on_rejected=on_rejected,
     )
 

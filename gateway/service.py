@@ -20,6 +20,7 @@ from alerts.types import AlertEvent
 from gateway.batching import ChannelCache, DecodeLimits, Sorted, sort_messages
 from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage, MqttEdge
+from gateway.observability import GatewayMetrics, dead_letter_reason
 from gateway.runtime import Runtime
 from rules.errors import OshError
 
@@ -42,11 +43,20 @@ class Counters:
 class GatewayService:
     """Wires a connected `MqttEdge` to the `Runtime` (engine, alerts, store)."""
 
-    def __init__(self, edge: MqttEdge, rt: Runtime, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        edge: MqttEdge,
+        rt: Runtime,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.edge = edge
         self.rt = rt
         self.clock = clock
         self.counters = Counters()
+        self.metrics = metrics or GatewayMetrics()
+        self._sink_failures_seen: dict[str, int] = {}
         s = rt.settings
         self.limits = DecodeLimits(s.topic_prefix, s.max_age_s, s.max_future_s)
         self._stopping = asyncio.Event()
@@ -99,11 +109,17 @@ class GatewayService:
                 await asyncio.sleep(1.0)
 
     async def process(self, msgs: list[InboundMessage]) -> None:
+        with self.metrics.batch_seconds.time():
+            await self._process(msgs)
+
+    async def _process(self, msgs: list[InboundMessage]) -> None:
         now = self.clock()
         rt = self.rt
         sorted_ = sort_messages(msgs, rt.engine.registry, self.limits, now, self._channels)
         if len(sorted_.readings):
-            refused = await asyncio.to_thread(rt.write_readings, sorted_.readings)
+            with self.metrics.store_write_seconds.time():
+                refused = await asyncio.to_thread(rt.write_readings, sorted_.readings)
+            self.metrics.readings_stored.inc(len(sorted_.readings) - len(refused))
             sorted_.dead += [DeadLetter(STORE_TOPIC, r.reason, r.record.encode(), now) for r in refused]
         await self._publish_dead(sorted_.dead)
         for m in msgs:  # durable (or dead-lettered): now the broker may forget them
@@ -125,6 +141,26 @@ class GatewayService:
         c.messages += s.n_messages
         c.readings += len(s.readings)
         c.dead_letters += len(s.dead)
+        self.metrics.messages.inc(s.n_messages)
+
+    def refresh_metrics(self) -> None:
+        """Gauges read off the gateway when /metrics is scraped."""
+        m, rt = self.metrics, self.rt
+        m.intake_queue_depth.set(self.edge.messages.qsize())
+        m.channels.set(len(rt.engine.registry.keys))
+        m.mqtt_connected.set(1 if self.edge.connected else 0)
+        by_severity: dict[str, int] = dict.fromkeys(("warning", "alarm", "critical", "malfunction"), 0)
+        for a in rt.alerts.open_alerts():
+            by_severity[str(a.severity)] = by_severity.get(str(a.severity), 0) + 1
+        for severity, n in by_severity.items():
+            m.open_alerts.labels(severity=severity).set(n)
+        spool_health = getattr(rt.store, "health", None)
+        m.spool_bytes.set(spool_health().spool_bytes if spool_health is not None else 0)
+        for key, n in list(rt.sinks.counts.items()):
+            if key.startswith("failed:"):
+                sink = key.removeprefix("failed:")
+                m.sink_failures.labels(sink=sink).inc(n - self._sink_failures_seen.get(sink, 0))
+                self._sink_failures_seen[sink] = n
 
     async def _publish_dead(self, dead: Sequence[DeadLetter]) -> None:
         if not dead:
@@ -132,6 +168,7 @@ class GatewayService:
         topic = f"{self.rt.settings.topic_prefix}/deadletter"
         for d in dead:
             log.warning("dead letter from %s: %s", d.topic, d.error)
+            self.metrics.dead_letters.labels(reason=dead_letter_reason(d.topic, d.error, STORE_TOPIC)).inc()
         await asyncio.gather(*(self.edge.publish(topic, d.to_wire(), qos=1) for d in dead))
 
     # -- outputs ----------------------------------------------------------------------------------
@@ -140,6 +177,8 @@ class GatewayService:
             return
         self.counters.alert_events += len(events)
         events = await asyncio.to_thread(self.rt.record_events, events)
+        for ev in events:
+            self.metrics.alert_events.labels(severity=str(ev.severity), event=str(ev.event)).inc()
         prefix = self.rt.settings.topic_prefix
         for ev in events:
             self.edge.publish_nowait(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), qos=1)

@@ -230,6 +230,16 @@ class InfluxStore:
                         t_ms = int(raw["time"])
                         yield t_ms, _row(kind, t_ms, raw)
 
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """Raise `StoreError` unless the server answers its health endpoint now (no retries)."""
+        path = "/ping" if self.config.api == "v1" else "/health"
+        try:
+            r = self.http.client.get(path, timeout=timeout_s)
+        except httpx.HTTPError as e:
+            raise StoreError(f"InfluxDB at {self.http.display_url} unreachable ({type(e).__name__})") from None
+        if r.status_code >= 400:
+            raise StoreError(f"InfluxDB at {self.http.display_url} answered {r.status_code} to {path}")
+
     def close(self) -> None:
         self._lanes.shutdown(wait=True)
         self.http.client.close()

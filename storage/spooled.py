@@ -194,6 +194,21 @@ class SpooledStore:
             depth, size = self.spool.depth(), self.spool.pending_bytes()
         return SpoolHealth(reason is None, reason, usage.free, usage.total, depth, size, self._store_error)
 
+    def ping(self) -> None:
+        """The inner store's ping (`accepting()` says whether the spool would take the writes)."""
+        inner_ping = getattr(self.inner, "ping", None)
+        if inner_ping is not None:
+            inner_ping()
+
+    def accepting(self) -> tuple[bool, str | None]:
+        """Would a write be taken (by the store or, behind it, the spool) right now?"""
+        if self._disk_error is not None:
+            return False, self._disk_error
+        free = shutil.disk_usage(self.spool.dir).free
+        if free < self.refuse_below_bytes:
+            return False, f"spool disk {self.spool.dir}: {free // 2**20} MiB free, refusing new batches"
+        return True, None
+
     def query(self, q: HistoryQuery) -> Iterator[dict[str, Any]]:
         """The inner store's rows (batches still in the spool are not seen until replayed)."""
         return self.inner.query(q)

@@ -12,6 +12,7 @@ worker thread writes (WAL readers never block the writer, nor the writer them).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -80,6 +81,15 @@ class SqliteStore:
         db.execute("PRAGMA synchronous = FULL")
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return db
+
+    def ping(self) -> None:
+        """Raise `StoreError` unless the file is still there and writable."""
+        if not self.path.exists() or not os.access(self.path, os.W_OK):
+            raise StoreError(f"SQLite store {self.path} missing or not writable")
+        try:
+            self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"SQLite store {self.path}: {e}") from None
 
     # -- writes -------------------------------------------------------------------------------
 

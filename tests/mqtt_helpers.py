@@ -78,7 +78,8 @@ class GatewayProcess:
     """`python -m gateway run` as a subprocess configured by OSH_* variables."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = {**os.environ, **env}
+        # /metrics + /healthz only where a test asks for them (several gateways run at once)
+        self.env = {**os.environ, "OSH_HTTP_LISTEN": "", **env}
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
