@@ -199,6 +199,7 @@ class AlertBook(BookCore):
             limit.unit,
             limit.direction,
             limit.label,
+            limit.averaging,
         )
 
     def _on_within(self, state: AlertState, row: _Row, now_s: float) -> list[AlertEvent]:

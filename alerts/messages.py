@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from rules.results import Direction
+from rules.results import Averaging, Direction
 from rules.types import RuleKind, Severity
 
 HAZARD_NAME: dict[str, str] = {
@@ -70,15 +70,19 @@ def limit_label(rule: RuleKind, severity: Severity, label: str) -> str:
     return RULE_LABEL.get(rule, f"{severity} level")
 
 
-def subject_phrase(hazard: str, rule: RuleKind) -> str:
+#: The figure a `twa` limit compares, by its averaging period (docs/exposure.md).
+TWA_FIGURE: dict[Averaging, str] = {Averaging.EIGHT_HOURS: "8-h TWA", Averaging.SHIFT: "average over the shift"}
+
+
+def subject_phrase(hazard: str, rule: RuleKind, averaging: Averaging | None = None) -> str:
     name = HAZARD_NAME.get(hazard, hazard)
-    figure = RULE_FIGURE.get(rule, "")
+    figure = TWA_FIGURE[averaging] if rule is RuleKind.TWA and averaging is not None else RULE_FIGURE.get(rule, "")
     return f"{name} {figure}" if figure else name
 
 
 def exceed_message(
     hazard: str, rule: RuleKind, severity: Severity, value: float, threshold: float,
-    unit: str, direction: Direction, label: str,
+    unit: str, direction: Direction, label: str, averaging: Averaging | None = None,
 ) -> str:  # fmt: skip
     """ "CO 15-min average 112 ppm exceeds the 100 ppm STEL" / "O2 18.9 %vol is below ..." """
     if direction is Direction.BELOW:
@@ -86,7 +90,7 @@ def exceed_message(
     else:
         verb = "exceeds" if value > threshold else "reaches"
     what = limit_label(rule, severity, label)
-    head = f"{subject_phrase(hazard, rule)} {with_unit(value, unit)}"
+    head = f"{subject_phrase(hazard, rule, averaging)} {with_unit(value, unit)}"
     return f"{head} {verb} the {with_unit(threshold, unit)} {what}"
 
 

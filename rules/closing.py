@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rules import kernel as k
-from rules.records import SegmentTotals, limits_of, make_record
-from rules.results import ExposureRecord
+from rules.records import SegmentTotals, limits_of, make_record, twa_averaging
+from rules.results import Averaging, ExposureRecord
 from rules.state import NQ
 from rules.types import F64
 
@@ -27,7 +27,7 @@ B = np.ndarray[Any, np.dtype[np.bool_]]
 class Closer:
     def __init__(self, engine: ExposureEngine) -> None:
         self.e = engine
-        self._limits: dict[tuple[str, str], dict[str, float]] = {}
+        self._limits: dict[tuple[str, str], tuple[dict[str, float], Averaging]] = {}
 
     def leaving(self, s: k.Seq, h: k.Holds, r: k.Runs) -> list[ExposureRecord]:
         """Final records of segments a sequence moves past: the channel's current one (unless
@@ -103,5 +103,7 @@ class Closer:
         profile = self.e.profile_of(key.site)
         lk = (profile, str(key.hazard))
         if lk not in self._limits:
-            self._limits[lk] = limits_of(self.e.book, profile, key.hazard)
-        return make_record(key, totals, profile, self._limits[lk], final)
+            book = self.e.book
+            self._limits[lk] = (limits_of(book, profile, key.hazard), twa_averaging(book, profile, key.hazard))
+        limits, averaging = self._limits[lk]
+        return make_record(key, totals, profile, limits, final, averaging)

@@ -58,7 +58,9 @@ def conditions_for(tiers: TierTable, meta: ChannelState, s: Seq, f: Figures) -> 
                 sel = sel[f.sums[sel, Q_COVERED] >= MIN_PROJECTION_S]
             if sel.size:
                 rows = f.run_last[sel]
-                fig = _cumulative(tiers, rule, g[rows], f.sums[sel], s.seg_e[rows] - s.t[rows])
+                fig = _cumulative(
+                    tiers, rule, g[rows], f.sums[sel], s.seg_e[rows] - s.t[rows], s.seg_e[rows] - s.seg_s[rows]
+                )
                 parts.append(_per_tier(tiers, rule, s, g, rows, fig))
     return concat_conditions(parts)
 
@@ -68,17 +70,21 @@ def _rows(tiers: TierTable, rule: RuleKind, g: I64, mask: B | None) -> I64:
     return np.flatnonzero(ok if mask is None else ok & mask)
 
 
-def _cumulative(tiers: TierTable, rule: RuleKind, g: I64, sums: F64, remaining_s: F64) -> F64:
-    """TWA8, projected TWA8, LEX,8h, or dose % per tier (which dose integral each tier compares).
+def _cumulative(tiers: TierTable, rule: RuleKind, g: I64, sums: F64, remaining_s: F64, shift_s: F64) -> F64:
+    """TWA, projected TWA, LEX,8h, or dose % per tier (which dose integral each tier compares).
 
-    Projected TWA8 = (∫C dt + C̄·T_left)/8 h, with C̄ = ∫C dt / covered time of the shift so far
-    and T_left the time to the shift's end: where the shift average ends if nothing changes.
+    TWA = ∫C dt / 8 h, or ∫C dt / shift length where the limit is a shift average (30 CFR 70.100).
+    Projected TWA = (∫C dt + C̄·T_left) / the same divisor, with C̄ = ∫C dt / covered time of the
+    shift so far and T_left the time to the shift's end: where the average ends if nothing changes.
     """
-    if rule is RuleKind.TWA:
-        return ex.twa8(sums[:, Q_PRIMARY])
-    if rule is RuleKind.TWA_PROJECTED:
-        mean = sums[:, Q_PRIMARY] / sums[:, Q_COVERED]
-        return ex.twa8(sums[:, Q_PRIMARY] + mean * np.maximum(remaining_s, 0.0))
+    if rule in (RuleKind.TWA, RuleKind.TWA_PROJECTED):
+        total = sums[:, Q_PRIMARY]
+        if rule is RuleKind.TWA_PROJECTED:
+            total = total + sums[:, Q_PRIMARY] / sums[:, Q_COVERED] * np.maximum(remaining_s, 0.0)
+        per_shift = tiers.shift_avg[g]
+        if not per_shift.any():
+            return ex.twa8(total)
+        return np.where(per_shift, ex.shift_average(total, np.maximum(shift_s, 1.0)), ex.twa8(total))
     if rule is RuleKind.LEX8H:
         return ex.lex8h(sums[:, Q_PRIMARY])
     return ex.dose_pct(np.take_along_axis(sums, Q_DOSE + tiers.dose_slot[g], axis=1))

@@ -26,6 +26,15 @@ def twa8(integral_c_s: A) -> A:
     return integral_c_s / EIGHT_HOURS_S
 
 
+def shift_average(integral_c_s: A, shift_length_s: A) -> A:
+    """Average over the shift: (Ca·Ta + ... + Cn·Tn) / shift length.
+
+    30 CFR 70.100(a) / 90.100: "the average concentration of respirable dust ... during each
+    shift"; for an 8-h shift it equals the 8-h TWA, for a 10-h shift it is 8/10 of it.
+    """
+    return integral_c_s / shift_length_s
+
+
 def energy(level_db: A) -> A:
     """Relative sound energy 10^(L/10) (ISO 1999; equal-energy rule, 3-dB exchange)."""
     return np.power(10.0, np.asarray(level_db) / 10.0)  # type: ignore[return-value]

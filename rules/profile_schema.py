@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rules.errors import ConfigError
-from rules.results import Direction, Limit
+from rules.results import Averaging, Direction, Limit
 from rules.types import CANONICAL_UNIT, SOUND_LEVEL_HAZARDS, Hazard, RuleKind, Severity
 
 #: Rules a profile may set limits for (the health rules belong to the alert stage).
@@ -32,11 +32,11 @@ UNIT_FACTORS: dict[Hazard, dict[str, float]] = {
 }
 _LIMIT_KEYS = frozenset(
     {"hazard", "rule", "severity", "threshold", "unit", "direction", "clear_at", "label", "source", "action",
-     "integration_db"}
+     "integration_db", "averaging"}
 )  # fmt: skip
 _MIXTURE_KEYS = frozenset({"name", "hazards", "basis", "severity", "threshold", "label", "source", "action"})
 _NOISE_KEYS = frozenset({"criterion_db", "exchange_db", "threshold_db"})
-_E = TypeVar("_E", Hazard, RuleKind, Severity, Direction)
+_E = TypeVar("_E", Hazard, RuleKind, Severity, Direction, Averaging)
 _TOP_KEYS = frozenset({"name", "title", "extends", "noise", "limit", "mixture", "remove"})
 
 
@@ -124,8 +124,18 @@ def _limit(entry: Mapping[str, Any], profile: str, where: str) -> Limit:
         profile=profile, hazard=hazard, rule=rule, severity=_severity(entry, where), threshold=threshold,
         unit=unit, direction=direction, source=_text(entry, "source", where),
         action=_text(entry, "action", where), label=_text(entry, "label", where), clear_at=clear_at,
-        integration_db=integration,
+        integration_db=integration, averaging=_averaging(entry, rule, where),
     )  # fmt: skip
+
+
+def _averaging(entry: Mapping[str, Any], rule: RuleKind, where: str) -> Averaging:
+    """`averaging = "8h"` (default: Σ C·t / 8 h) or `"shift"` (Σ C·t / shift length); twa only."""
+    if "averaging" not in entry:
+        return Averaging.EIGHT_HOURS
+    averaging = _enum(Averaging, entry, "averaging", where)
+    if rule is not RuleKind.TWA:
+        raise ConfigError(f"{where}: field 'averaging': only twa limits have an averaging period")
+    return averaging
 
 
 def _check_rule(hazard: Hazard, rule: RuleKind, where: str) -> None:

@@ -164,6 +164,11 @@ class _Builder:
         tiers: dict[tuple[Hazard, RuleKind], tuple[int, ...]] = {}
         groups = {**res.groups, **_projections(res.groups)}
         for key, group in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+            if len({lim.averaging for lim in group}) > 1:
+                raise ConfigError(
+                    f"{'; '.join(res.origins)}: profile {name!r}: {key[0]} {key[1]} tiers: field 'averaging': "
+                    "all tiers of one rule must use the same averaging period"
+                )
             ordered = sorted(group, key=_tier_order)
             ids = []
             for lim in ordered:

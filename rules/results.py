@@ -20,6 +20,13 @@ class Direction(StrEnum):
     BELOW = "below"  # exceeded when value <= threshold (oxygen deficiency)
 
 
+class Averaging(StrEnum):
+    """What a `twa` limit divides the shift's ∫C dt by (docs/exposure.md, "Averaging period")."""
+
+    EIGHT_HOURS = "8h"  # 8-h TWA: Σ C·t / 8 h (29 CFR 1910.1000(d)(1)(i); Directive 98/24/EC Annex I)
+    SHIFT = "shift"  # average over the shift: Σ C·t / shift length (30 CFR 70.100, 90.100)
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """One threshold tier of one rule for one hazard in one profile, with its legal source."""
@@ -36,6 +43,7 @@ class Limit:
     label: str = ""  # short name for messages, e.g. "STEL", "LEX,8h limit"
     clear_at: float | None = None  # hysteresis: the alert clears only beyond this value
     integration_db: float | None = None  # dose only: levels below this (dBA) add no dose
+    averaging: Averaging = Averaging.EIGHT_HOURS  # twa only: 8-h TWA or shift average
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,8 @@ class ExposureRecord:
     limits: dict[str, float] = field(default_factory=dict)  # e.g. {"limit_twa8": 20.0}
     final: bool = True
     sensor_faulty: bool = False  # computed while the sensor was flagged (issue 5)
+    averaging: Averaging = Averaging.EIGHT_HOURS  # what the profile's twa limit compares
+    shift_avg: float | None = None  # ∫C dt / shift length, when the twa limit is a shift average
 
 
 @dataclass(frozen=True, slots=True)

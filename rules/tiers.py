@@ -13,7 +13,7 @@ import numpy as np
 
 from rules.errors import ConfigError
 from rules.profiles import ProfileBook
-from rules.results import Direction
+from rules.results import Averaging, Direction
 from rules.types import F64, I8, I32, I64, RULE_CODE, Hazard, RuleKind
 
 #: Rules the engine computes per reading, in the order of the tier table's rule axis.
@@ -47,6 +47,7 @@ class TierTable:
     noise_param: F64  # (P, 2) criterion_db, exchange_db per profile
     profile_index: dict[str, int]
     mixed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # (G, R) both directions
+    shift_avg: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (G,) twa divides by shift length
 
     @staticmethod
     def compile(book: ProfileBook) -> TierTable:
@@ -63,6 +64,8 @@ class TierTable:
         for p_i, name in enumerate(names):
             t._fill_profile(book, p_i, name)
         t.mixed = ((t.sign != t.sign[..., :1]) & (t.lid >= 0)).any(axis=2)
+        lid = t.lid[:, SLOT[RuleKind.TWA], 0]
+        t.shift_avg = np.array([i >= 0 and book.limits[i].averaging is Averaging.SHIFT for i in lid.tolist()], bool)
         return t
 
     def _fill_profile(self, book: ProfileBook, p_i: int, name: str) -> None:
