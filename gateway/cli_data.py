@@ -179,11 +179,37 @@ def export_verify(
 
 
 @audit_app.command("verify")
-def audit_verify(config: ConfigOpt = None) -> None:
-    """Verify the hash chain over every stored alert event (30 CFR 75.351(o))."""
+def audit_verify(
+    head: Annotated[
+        str | None, typer.Option("--head", help="An anchored head SEQ:HASH (retained on P/gateway/audit/CHAIN).")
+    ] = None,
+    chain: Annotated[
+        str | None, typer.Option("--chain", help="Whose chain --head anchors (gateway client id).")
+    ] = None,
+    from_bundle: Annotated[
+        Path | None, typer.Option("--from-bundle", help="Take the anchored heads from an evidence bundle.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Verify the hash chain over every stored alert event (30 CFR 75.351(o)), against anchored heads."""
+    from alerts.audit import Anchor
     from gateway.runtime import verify_audit_chain
 
-    ok, message = verify_audit_chain(load_settings(config))
+    heads: dict[str | None, Anchor] = {}
+    if from_bundle is not None:
+        from reports.evidence import bundle_heads
+
+        heads.update(bundle_heads(from_bundle))
+        if not heads:
+            raise ConfigError(f"{from_bundle}: bundle.json names no audit chain head to check against")
+    if head is not None:
+        try:
+            heads[chain] = Anchor.parse(head)
+        except ValueError as exc:
+            raise ConfigError(f"--head: {exc}") from None
+    elif chain is not None:
+        raise ConfigError("--chain names the chain of --head: give --head SEQ:HASH too")
+    ok, message = verify_audit_chain(load_settings(config), heads)
     typer.echo(message, err=not ok)
     if not ok:
         raise typer.Exit(1)

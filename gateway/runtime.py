@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 from pydantic import SecretStr
 
-from alerts.audit import AuditChain, verify_chain
+from alerts.audit import Anchor, AuditChain, verify_chain
 from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
 from alerts.health import SensorHealth
 from alerts.lifecycle import AlertBook
@@ -330,8 +330,13 @@ def _restore_chain(store: Store, chain: str) -> AuditChain:
     return AuditChain(head=str(last["hash"]), next_seq=int(last["audit_seq"]) + 1)
 
 
-def verify_audit_chain(settings: Settings) -> tuple[bool, str]:
-    """Check every stored alert event against its writer's hash chain (30 CFR 75.351(o))."""
+def verify_audit_chain(settings: Settings, heads: Mapping[str | None, Anchor] | None = None) -> tuple[bool, str]:
+    """Check every stored alert event against its writer's hash chain (30 CFR 75.351(o)).
+
+    `heads` are anchored heads per chain (published on `P/gateway/audit/{chain}`, kept in a
+    report or bundle); the key None means "the only chain in the store". An anchor catches
+    events deleted at the end and a log rewritten up to the anchor, which the chain alone cannot.
+    """
     store = open_configured_store(settings, read_only=True)
     chains: dict[str, list[dict[str, Any]]] = {}
     unsealed = 0
@@ -343,13 +348,24 @@ def verify_audit_chain(settings: Settings) -> tuple[bool, str]:
                 chains.setdefault(str(row["audit_chain"]), []).append(row)
     finally:
         store.close()
+    anchors = _anchors_by_chain(heads or {}, sorted(chains))
     lines, ok = [], unsealed == 0
-    for name, rows in sorted(chains.items()):
-        result = verify_chain(rows)
+    for name in sorted(set(chains) | set(anchors)):
+        result = verify_chain(chains.get(name, []), anchor=anchors.get(name))
         ok = ok and result.ok
         lines.append(f"chain {name}: {result.message()}")
     if unsealed:
         lines.append(f"{unsealed} stored alert event(s) carry no audit hash: written outside oshmon")
-    if not chains and not unsealed:
+    if not chains and not unsealed and not anchors:
         lines.append("no alert events stored yet")
     return ok, "\n".join(lines)
+
+
+def _anchors_by_chain(heads: Mapping[str | None, Anchor], stored: Sequence[str]) -> dict[str, Anchor]:
+    anchors = {k: v for k, v in heads.items() if k is not None}
+    if None in heads:
+        if len(stored) != 1:
+            names = ", ".join(stored) or "none"
+            raise ConfigError(f"--head needs --chain: the store holds {len(stored)} audit chains ({names})")
+        anchors.setdefault(stored[0], heads[None])
+    return anchors

@@ -21,12 +21,14 @@ from typing import Any
 
 import orjson
 
+from alerts.audit import Anchor
 from alerts.types import rfc3339
 from reports.alert_stats import lifecycles
 from reports.history import render
 from reports.monthly import oshmon_version
 from reports.monthly_files import ALERT_COLUMNS, alert_handling_row
 from reports.render import write_csv
+from rules.errors import ConfigError
 from storage.base import HistoryQuery, RecordKind, Store
 
 MANIFEST = "SHA256SUMS"
@@ -198,3 +200,19 @@ def verify_bundle(bundle: Path, *, expected_digest: str | None = None) -> list[s
         if path.name != MANIFEST and path.name not in entries:
             problems.append(f"{path.name} is not listed in {MANIFEST} (added after export)")
     return problems
+
+
+def bundle_heads(bundle: Path) -> dict[str, Anchor]:
+    """The audit chain heads a bundle recorded at export (`bundle.json` `audit_heads`).
+
+    The bundle must still match its manifest: heads from an altered bundle anchor nothing.
+    """
+    bundle = Path(bundle)
+    problems = verify_bundle(bundle)
+    if problems:
+        raise ConfigError(f"{bundle}: the bundle does not match its manifest ({problems[0]})")
+    try:
+        meta = orjson.loads((bundle / "bundle.json").read_bytes())
+        return {str(k): Anchor.parse(str(v)) for k, v in (meta.get("audit_heads") or {}).items()}
+    except (OSError, orjson.JSONDecodeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{bundle}/bundle.json: cannot read the audit heads: {exc}") from None

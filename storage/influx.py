@@ -175,7 +175,13 @@ class InfluxStore:
     def write_alert_events(self, events: Sequence[AlertEvent]) -> None:
         lines, rejected = [], []
         for e in events:
-            tags = {"site": e.site, "zone": e.zone, "device": e.device, "worker": e.worker}
+            tags = {
+                "site": e.site,
+                "zone": e.zone,
+                "device": e.device,
+                "worker": e.worker,
+                "audit_chain": e.audit_chain,
+            }
             problems = [p for n, v in tags.items() if v is not None and (p := rec.tag_problem(n, v))]
             if problems:
                 rejected.append(Rejected(lp.alert_line(e), problems[0]))

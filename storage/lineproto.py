@@ -110,5 +110,6 @@ def alert_line(e: AlertEvent) -> str:
     tags = {
         "site": e.site, "zone": e.zone, "device": e.device, "hazard": e.hazard, "worker": e.worker,
         "rule": str(e.rule), "severity": str(e.severity), "event": str(e.event),
+        "audit_key": rec.audit_key(e.audit_chain, e.audit_seq) or None,
     }  # fmt: skip
     return f"{series_prefix('alert', tags)} {field_set(rec.alert_fields(e))} {rec.to_ms(e.t_s)}"

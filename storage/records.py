@@ -139,6 +139,18 @@ def exposure_fields(rec: ExposureRecord) -> dict[str, Any]:
     }
 
 
+def audit_key(chain: str | None, seq: int | None) -> str:
+    """The part of an alert event's storage key that makes it unique: `{chain}:{audit_seq}`.
+
+    Two events of one alert can share every other tag and the millisecond (two acks in the same
+    millisecond, issue 15): without this, the second overwrote the first. `audit_seq` is
+    zero-padded so that the key sorts like the sequence. "" for an event outside any chain.
+    """
+    if seq is None:
+        return ""
+    return f"{chain or ''}:{int(seq):012d}"
+
+
 def alert_fields(ev: AlertEvent) -> dict[str, Any]:
     """Non-tag values of an alert event; None means "not written"."""
     return {
@@ -210,7 +222,10 @@ TAGS: dict[RecordKind, tuple[str, ...]] = {
 
 
 def tie_key(kind: RecordKind, row: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(row[c] or "" for c in TAGS[kind])
+    key = tuple(row[c] or "" for c in TAGS[kind])
+    if kind is RecordKind.ALERTS:
+        return (*key, audit_key(row.get("audit_chain"), row.get("audit_seq")))
+    return key
 
 
 def describe_reading(key: ChannelKey, t_s: float, value: float) -> str:

@@ -70,10 +70,18 @@ class SqliteStore:
         """Bring a store written by an older oshmon up to the current schema, in place."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         has_alert = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alert'").fetchone()[0]
-        while has_alert and 0 < version < sch.SCHEMA_VERSION:
-            for stmt in sch.MIGRATIONS[version]:
-                self._db.execute(stmt)
-            version += 1
+        if not (has_alert and 0 < version < sch.SCHEMA_VERSION):
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            while version < sch.SCHEMA_VERSION:
+                for stmt in sch.MIGRATIONS[version]:
+                    self._db.execute(stmt)
+                version += 1
+        except sqlite3.Error:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)
@@ -140,14 +148,16 @@ class SqliteStore:
     def write_alert_events(self, events: Sequence[AlertEvent]) -> None:
         rows, rejected = [], []
         for e in events:
-            problem = next((p for n in ("site", "zone", "device", "worker") if (p := _tag_problem(n, e))), None)
+            problem = next(
+                (p for n in ("site", "zone", "device", "worker", "audit_chain") if (p := _tag_problem(n, e))), None
+            )
             if problem:
                 rejected.append(Rejected(orjson.dumps(e.to_wire()).decode(), problem))
                 continue
             fields = rec.alert_fields(e)
             tags = (e.site, e.zone, e.device, e.hazard, e.worker or "", str(e.rule), str(e.severity))
-            row = (*tags, str(e.event), rec.to_ms(e.t_s))
-            rows.append((*row, *(fields[f] for f in sch.ALERT_COLUMNS[9:])))
+            row = (*tags, str(e.event), rec.to_ms(e.t_s), rec.audit_key(e.audit_chain, e.audit_seq))
+            rows.append((*row, *(fields[f] for f in sch.ALERT_COLUMNS[len(row) :])))
         with self._writing() as db:
             db.executemany(sch.UPSERT_ALERT, rows)
         if rejected:
@@ -260,7 +270,8 @@ def _select(q: HistoryQuery) -> tuple[str, list[Any]]:
     sql = f"SELECT {cols} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {time_col}, " + ", ".join(prefix + t for t in tags)
+    order = [prefix + t for t in tags] + (["audit_key"] if q.kind is RecordKind.ALERTS else [])
+    sql += f" ORDER BY {time_col}, " + ", ".join(order)
     if q.limit is not None:
         sql += " LIMIT ?"
         params.append(q.limit)

@@ -9,16 +9,42 @@ Readings keep their tag set in `series` (one row per channel) to stay small and 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
-#: Statements that bring a store of version N (key) up to N + 1.
+SCHEMA_VERSION = 3
+
+_ALERT_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    site TEXT NOT NULL, zone TEXT NOT NULL, device TEXT NOT NULL, hazard TEXT NOT NULL,
+    worker TEXT NOT NULL DEFAULT '', rule TEXT NOT NULL, severity TEXT NOT NULL,
+    event TEXT NOT NULL, t_ms INTEGER NOT NULL, audit_key TEXT NOT NULL DEFAULT '',
+    alert_id TEXT, value REAL, threshold REAL, unit TEXT, since_s REAL, profile TEXT,
+    limit_source TEXT, action TEXT, message TEXT, by TEXT, note TEXT,
+    audit_chain TEXT, audit_seq INTEGER, prev_hash TEXT, hash TEXT,
+    PRIMARY KEY (site, zone, device, hazard, worker, rule, severity, event, t_ms, audit_key)
+)"""
+_V2_ALERT_COLUMNS = ("site, zone, device, hazard, worker, rule, severity, event, t_ms, alert_id, value, "
+                     "threshold, unit, since_s, profile, limit_source, action, message, by, note, "
+                     "audit_chain, audit_seq, prev_hash, hash")  # fmt: skip
+
+#: Statements that bring a store of version N (key) up to N + 1 (run in one transaction).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(
         f"ALTER TABLE alert ADD COLUMN {c}"
         for c in ("audit_chain TEXT", "audit_seq INTEGER", "prev_hash TEXT", "hash TEXT")
     ),
+    # v3: `audit_key` ({chain}:{audit_seq}) joins the primary key, so that two events of one alert
+    # in the same millisecond (two acks) are two rows (issue 15); the table is rebuilt.
+    2: (
+        _ALERT_TABLE.format(name="alert_v3"),
+        f"INSERT INTO alert_v3 ({_V2_ALERT_COLUMNS}, audit_key) SELECT {_V2_ALERT_COLUMNS}, "
+        "CASE WHEN audit_seq IS NULL THEN '' ELSE coalesce(audit_chain, '') || ':' || printf('%012d', audit_seq) END "
+        "FROM alert",
+        "DROP TABLE alert",
+        "ALTER TABLE alert_v3 RENAME TO alert",
+    ),
 }
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
     site TEXT NOT NULL, zone TEXT NOT NULL, device TEXT NOT NULL, hazard TEXT NOT NULL,
@@ -44,18 +70,13 @@ CREATE TABLE IF NOT EXISTS exposure (
     PRIMARY KEY (site, zone, device, hazard, worker, shift, t_ms)
 );
 CREATE INDEX IF NOT EXISTS exposure_by_time ON exposure (t_ms);
-CREATE TABLE IF NOT EXISTS alert (
-    site TEXT NOT NULL, zone TEXT NOT NULL, device TEXT NOT NULL, hazard TEXT NOT NULL,
-    worker TEXT NOT NULL DEFAULT '', rule TEXT NOT NULL, severity TEXT NOT NULL,
-    event TEXT NOT NULL, t_ms INTEGER NOT NULL,
-    alert_id TEXT, value REAL, threshold REAL, unit TEXT, since_s REAL, profile TEXT,
-    limit_source TEXT, action TEXT, message TEXT, by TEXT, note TEXT,
-    audit_chain TEXT, audit_seq INTEGER, prev_hash TEXT, hash TEXT,
-    PRIMARY KEY (site, zone, device, hazard, worker, rule, severity, event, t_ms)
-);
+"""
+    + _ALERT_TABLE.format(name="alert")
+    + """;
 CREATE INDEX IF NOT EXISTS alert_by_time ON alert (t_ms);
 CREATE INDEX IF NOT EXISTS alert_by_id ON alert (alert_id);
 """
+)
 
 UPSERT_READING = (
     "INSERT INTO reading (series, t_ms, value) VALUES (?, ?, ?) "
@@ -74,7 +95,7 @@ UPSERT_EXPOSURE = (
 )
 EXPOSURE_COLUMNS = (*_EXPOSURE_TAGS, *_EXPOSURE_FIELDS, "limits")
 
-_ALERT_TAGS = ("site", "zone", "device", "hazard", "worker", "rule", "severity", "event", "t_ms")
+_ALERT_TAGS = ("site", "zone", "device", "hazard", "worker", "rule", "severity", "event", "t_ms", "audit_key")
 _ALERT_FIELDS = ("alert_id", "value", "threshold", "unit", "since_s", "profile", "limit_source",
                  "action", "message", "by", "note", "audit_chain", "audit_seq", "prev_hash", "hash")  # fmt: skip
 UPSERT_ALERT = (

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from alerts.audit import GENESIS, AuditChain, canonical_json, compute_chain, link_hash, verify_chain
+from alerts.audit import GENESIS, Anchor, AuditChain, canonical_json, compute_chain, link_hash, verify_chain
 from alerts.lifecycle import AlertBook
 from alerts.types import AlertEvent
 from rules.types import RuleKind, Severity
@@ -55,7 +55,7 @@ def test_untouched_chain_verifies_and_anchors() -> None:
     assert hashes == [r["hash"] for r in rows] and len(set(hashes)) == 4
     res = verify_chain(list(reversed(rows)), expected_head=hashes[-1])  # sorted by audit_seq
     assert res.ok and res.checked == 4 and res.head == hashes[-1]
-    assert res.message() == f"audit chain OK: 4 events, head {hashes[-1]}"
+    assert res.message() == f"audit chain OK: 4 events, head 3:{hashes[-1]}"  # SEQ:HASH, ready for --head
     assert verify_chain(events, expected_head=hashes[-1]).ok  # plain events, no stored hashes
 
 
@@ -73,7 +73,7 @@ def test_tampering_is_detected(tamper: Any, first_bad: int, why: str) -> None:
     tamper(rows)
     res = verify_chain(rows)
     assert not res.ok and res.first_bad == first_bad and why in res.reason
-    assert res.message().startswith("audit chain BROKEN: event")
+    assert res.message().startswith("audit chain BROKEN: ")
 
 
 def test_deletion_with_renumbering_breaks_the_link() -> None:
@@ -103,3 +103,61 @@ def test_chain_continues_across_restarts() -> None:
     links += [resumed.append(e) for e in events[2:]]
     assert [lk.hash for lk in links] == compute_chain(events)
     assert [lk.audit_seq for lk in links] == [0, 1, 2, 3]
+
+
+def test_every_break_is_reported_not_only_the_first() -> None:
+    """Issue 15: verify stopped at the first break, so a later real edit printed nothing new."""
+    rows = stored_rows(lifecycle())
+    rows[3]["message"] = "all fine"  # a later edit ...
+    del rows[1]  # ... after an earlier deletion
+    res = verify_chain(rows)
+    assert [b.audit_seq for b in res.breaks] == [1, 3]
+    assert "1 event(s) missing" in res.breaks[0].reason and "altered" in res.breaks[1].reason
+    assert res.message().startswith("audit chain BROKEN: 2 breaks in 3 events; first: event 2")
+
+
+def test_the_message_lists_the_first_breaks_and_counts_the_rest() -> None:
+    rows = stored_rows(lifecycle() * 3)
+    for r in rows:
+        r["note"] = "rewritten"
+    res = verify_chain(rows)
+    lines = res.message(shown=2).splitlines()
+    assert lines[0].startswith("audit chain BROKEN: 12 breaks in 12 events") and lines[-1] == "  ... and 10 more"
+    assert len(lines) == 3
+
+
+def test_anchor_parses_and_refuses_other_text() -> None:
+    digest = "ab" * 32
+    assert Anchor.parse(f" 17:{digest.upper()} ") == Anchor(17, digest) and str(Anchor(17, digest)) == f"17:{digest}"
+    for bad in ("17", f"x:{digest}", "17:abc", f"-1:{digest}", f"17:{'g' * 64}"):
+        with pytest.raises(ValueError, match="SEQ:HASH"):
+            Anchor.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (lambda rows: rows.pop(), "truncated"),  # the last event deleted: the chain still holds
+        (lambda rows: rows.__delitem__(slice(2, None)), "2 event(s) deleted at the end"),
+    ],
+)
+def test_an_anchor_catches_deletion_at_the_end(tamper: Any, why: str) -> None:
+    """Issue 13 point 4: a deleted last event went unnoticed ("OK, new head")."""
+    rows = stored_rows(lifecycle())
+    anchor = Anchor(3, rows[-1]["hash"])
+    tamper(rows)
+    assert verify_chain(rows).ok  # without the anchor nothing is wrong
+    res = verify_chain(rows, anchor=anchor)
+    assert not res.ok and why in res.reason
+
+
+def test_an_anchor_catches_a_rewritten_and_rehashed_log() -> None:
+    events = lifecycle()
+    rows = stored_rows(events)
+    anchor = Anchor(2, rows[2]["hash"])  # published when the acknowledgement was the head
+    forged = stored_rows([events[0], events[1], events[1], events[3]])  # ack replaced, all rehashed
+    assert verify_chain(forged).ok
+    res = verify_chain(forged, anchor=anchor)
+    assert not res.ok and "rewritten" in res.reason and res.first_bad == 2
+    assert verify_chain(rows, anchor=anchor).ok  # events after the anchor are fine
+    assert "anchored at 2" in verify_chain(rows, anchor=anchor).message()

@@ -80,3 +80,34 @@ def test_status_lists_store_and_open_alerts(sealed_store: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"store: sqlite ({sealed_store / 'osh.sqlite'})" in done.stdout
     assert "open alerts:" in done.stdout
+
+
+def _head(message: str, chain: str) -> str:
+    line = next(x for x in message.splitlines() if x.startswith(f"chain {chain}:"))
+    return line.rsplit("head ", 1)[1]
+
+
+def test_a_deleted_last_event_is_caught_by_the_anchored_head(sealed_store: Path) -> None:
+    """Issue 13 point 4: after deleting the last event, verify said "OK" with a new head."""
+    ok, message = verify_audit_chain(settings_for(sealed_store, "reader"))
+    head = _head(message, "gw-b")
+    with sqlite3.connect(sealed_store / "osh.sqlite") as db:
+        db.execute("DELETE FROM alert WHERE audit_chain = 'gw-b' AND audit_seq = ?", (int(head.split(":")[0]),))
+    assert cli(sealed_store, "audit", "verify").returncode == 0  # the chain alone cannot tell
+    done = cli(sealed_store, "audit", "verify", "--head", head, "--chain", "gw-b")
+    assert done.returncode == 1 and "truncated" in done.stderr, done.stderr
+    assert "chain gw-a: audit chain OK" in done.stderr  # the other writer's chain is still checked
+    vague = cli(sealed_store, "audit", "verify", "--head", head)
+    assert vague.returncode != 0 and "--head needs --chain" in vague.stderr and "Traceback" not in vague.stderr
+    bad = cli(sealed_store, "audit", "verify", "--head", "12:abc", "--chain", "gw-b")
+    assert bad.returncode != 0 and "SEQ:HASH" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_verify_lists_every_break(sealed_store: Path) -> None:
+    """Issue 15 point 3: verify stopped at the first break and hid a later real edit."""
+    with sqlite3.connect(sealed_store / "osh.sqlite") as db:
+        db.execute("DELETE FROM alert WHERE audit_chain = 'gw-a' AND audit_seq = 1")
+        db.execute("UPDATE alert SET note = 'forged' WHERE audit_chain = 'gw-a' AND audit_seq = 3")
+    ok, message = verify_audit_chain(settings_for(sealed_store, "reader"))
+    assert not ok
+    assert "2 breaks" in message and "event(s) missing" in message and "altered" in message, message
