@@ -90,6 +90,7 @@ def _head(message: str, chain: str) -> str:
 def test_a_deleted_last_event_is_caught_by_the_anchored_head(sealed_store: Path) -> None:
     """Issue 13 point 4: after deleting the last event, verify said "OK" with a new head."""
     ok, message = verify_audit_chain(settings_for(sealed_store, "reader"))
+    assert ok, message
     head = _head(message, "gw-b")
     with sqlite3.connect(sealed_store / "osh.sqlite") as db:
         db.execute("DELETE FROM alert WHERE audit_chain = 'gw-b' AND audit_seq = ?", (int(head.split(":")[0]),))
