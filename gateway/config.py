@@ -6,7 +6,9 @@ Precedence, highest first: explicit arguments, environment variables, the TOML f
 
 from __future__ import annotations
 
+import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -160,7 +162,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"config file {config} does not exist")
     _TOML_PATH["path"] = config
     try:
-        return Settings(**overrides)
+        return Settings(**(secret_files() | overrides))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -169,6 +171,27 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"configuration file {config}: {exc}") from None
     finally:
         _TOML_PATH["path"] = None
+
+
+SECRET_FIELDS = ("influx_token", "influx_password", "pseudonym_key")
+
+
+def secret_files(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """`OSH_INFLUX_TOKEN_FILE=/run/secrets/influx_token` and the like (Docker/systemd secrets):
+    the secret is read from the file, never from the environment or the command line."""
+    found: dict[str, str] = {}
+    for name in SECRET_FIELDS:
+        var = f"OSH_{name.upper()}_FILE"
+        path = environ.get(var)
+        if not path:
+            continue
+        try:
+            found[name] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{var}={path}: cannot read the secret ({exc.strerror})") from None
+        if not found[name]:
+            raise ConfigError(f"{var}={path}: the file is empty")
+    return found
 
 
 class MqttTarget(BaseModel):

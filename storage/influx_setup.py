@@ -94,7 +94,8 @@ def _send_json(http: InfluxHttp, method: str, path: str, body: dict[str, Any]) -
 
 
 def setup_v2(http: InfluxHttp, org: str, bucket: str, db: str, retention: Retention) -> None:
-    """Bucket (retention = the longest configured) and the DBRP mapping `db`/autogen → bucket."""
+    """Bucket (retention = the longest configured) and DBRP mappings `db`/autogen (default) and
+    `db`/osh_readings|osh_exposures|osh_alerts → bucket."""
     days = [retention.days(k) for k in RecordKind]
     every_s = 0 if 0 in days else max(days) * 86_400
     rules = [{"type": "expire", "everySeconds": every_s}]
@@ -111,12 +112,10 @@ def setup_v2(http: InfluxHttp, org: str, bucket: str, db: str, retention: Retent
         body = {"orgID": orgs[0]["id"], "name": bucket, "retentionRules": rules}
         bucket_id = str(_send_json(http, "POST", "/api/v2/buckets", body)["id"])
     mappings = _get_json(http, "/api/v2/dbrps", {"org": org, "db": db}).get("content") or []
-    if not any(m.get("bucketID") == bucket_id and m.get("retention_policy") == V2_RP for m in mappings):
-        mapping = {
-            "org": org,
-            "bucketID": bucket_id,
-            "database": db,
-            "retention_policy": V2_RP,
-            "default": True,
-        }
-        _send_json(http, "POST", "/api/v2/dbrps", mapping)
+    mapped = {m.get("retention_policy") for m in mappings if m.get("bucketID") == bucket_id}
+    # autogen (the default) and the v1 policy names: InfluxQL written for 1.x (Grafana's
+    # dashboards in deploy/grafana) reads "osh_exposures"."exposure" on 2.x as well.
+    for rp in (V2_RP, *RP_NAMES.values()):
+        if rp not in mapped:
+            mapping = {"org": org, "bucketID": bucket_id, "database": db, "retention_policy": rp}
+            _send_json(http, "POST", "/api/v2/dbrps", mapping | {"default": rp == V2_RP})

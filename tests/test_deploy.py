@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import Settings
+from gateway.config import SECRET_FIELDS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,15 +37,70 @@ def test_compose_has_broker_database_and_gateways() -> None:
 
 
 @pytest.mark.parametrize(("name", "svc"), gateway_services(), ids=lambda x: x if isinstance(x, str) else "")
-def test_gateway_environment_is_valid_settings(name: str, svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_environment_is_valid_settings(
+    name: str, svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     env = {k: re.sub(r"\$\{[^}]*\}", "secret", str(v)) for k, v in svc["environment"].items()}
     fields = {f"OSH_{f.upper()}" for f in Settings.model_fields}
-    unknown = set(env) - fields
+    secret_vars = {f"OSH_{f.upper()}_FILE" for f in SECRET_FIELDS}
+    unknown = set(env) - fields - secret_vars
     assert not unknown, f"{name}: unknown variables {unknown}"
     for k, v in env.items():
+        if k in secret_vars:  # a Docker secret: mounted from the compose file's `secrets:`
+            secret = v.removeprefix("/run/secrets/")
+            assert secret in svc.get("secrets", []) and secret in compose()["secrets"], f"{name}: {k} not mounted"
+            v = str(tmp_path / secret)
+            Path(v).write_text("t0ken-from-file\n")
         monkeypatch.setenv(k, v)
-    s = Settings()
+    s = load_settings()
     assert s.store == "influx" and s.mqtt_client_id == env["OSH_MQTT_CLIENT_ID"]
+    assert s.influx_api == "v2" and s.influx_org and s.influx_bucket, "InfluxDB 2.7 is the default"
+    assert s.influx_token is not None and s.influx_token.get_secret_value() == "t0ken-from-file"
+    assert s.http_listen.startswith("0.0.0.0:"), "healthcheck and Prometheus reach /healthz, /metrics"
+    port = s.http_listen.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(svc["healthcheck"]["test"])
+    assert s.state_dir is not None and any(str(s.state_dir).startswith(v.split(":")[1]) for v in svc["volumes"])
+
+
+def test_every_service_has_a_healthcheck_and_a_pinned_image() -> None:
+    for name, svc in compose()["services"].items():
+        assert "healthcheck" in svc, f"{name} has no healthcheck"
+        image = svc["image"]
+        tag = image.rsplit(":", 1)[1] if ":" in image else "latest"
+        assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag), f"{name}: image {image} is not pinned to a version"
+
+
+def test_every_mounted_file_exists_or_is_created_by_the_documented_steps() -> None:
+    header = (ROOT / "docker-compose.yml").read_text().split("services:")[0]
+    mounted = [v.split(":")[0] for svc in compose()["services"].values() for v in svc.get("volumes", [])]
+    mounted += [s["file"] for s in compose()["secrets"].values()]
+    for src in (m for m in mounted if m.startswith("./")):
+        path = ROOT / src
+        if src.startswith("./deploy/secrets/") or src == "./deploy/passwd":
+            created = src.removeprefix("./") if src != "./deploy/passwd" else "/mosquitto/config/passwd"
+            assert created in header, f"{src} is neither shipped nor created by the steps at the top"
+            ignored = subprocess.run(["git", "check-ignore", "-q", src], cwd=ROOT, check=False).returncode == 0
+            assert ignored, f"{src} holds a secret: it must be in .gitignore"
+        else:
+            assert path.exists(), f"{src} is mounted but not shipped"
+
+
+def test_prometheus_scrapes_every_gateway() -> None:
+    conf = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {t for job in conf["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    for name, svc in gateway_services():
+        port = str(svc["environment"].get("OSH_HTTP_LISTEN") or compose()["services"]["gateway-a"]["environment"]
+                   ["OSH_HTTP_LISTEN"]).rsplit(":", 1)[1]  # fmt: skip
+        assert f"{name}:{port}" in targets, f"Prometheus does not scrape {name}"
+
+
+def test_broker_mounts_the_acl_it_names() -> None:
+    conf = (ROOT / "deploy" / "mosquitto.conf").read_text()
+    acl = re.search(r"^acl_file (\S+)", conf, re.M)
+    assert acl, "the broker runs without an ACL"
+    mounts = compose()["services"]["mosquitto"]["volumes"]
+    assert f"./deploy/aclfile:{acl.group(1)}:ro" in mounts
+    assert re.search(r"^allow_anonymous false", conf, re.M)
 
 
 def test_gateways_split_sites_and_client_ids() -> None:

@@ -155,7 +155,7 @@ def test_v2_creates_bucket_and_dbrp_then_writes_and_queries_with_the_token() -> 
     routes = [(m, p) for m, p, _, _ in server.requests]
     assert routes == [
         ("GET", "/api/v2/buckets"), ("GET", "/api/v2/orgs"), ("POST", "/api/v2/buckets"),
-        ("GET", "/api/v2/dbrps"), ("POST", "/api/v2/dbrps"), ("POST", "/api/v2/write"), ("GET", "/query"),
+        ("GET", "/api/v2/dbrps"), *[("POST", "/api/v2/dbrps")] * 4, ("POST", "/api/v2/write"), ("GET", "/query"),
     ]  # fmt: skip
     bucket = server.requests[2][3]
     assert bucket == {
@@ -166,5 +166,8 @@ def test_v2_creates_bucket_and_dbrp_then_writes_and_queries_with_the_token() -> 
         "org": "mine", "bucketID": "b0b0b0b0b0b0b0b0", "database": "osh", "retention_policy": "autogen",
         "default": True,
     }  # fmt: skip
-    assert server.requests[5][2] == {"org": "mine", "bucket": "osh", "precision": "ms"}
-    assert server.requests[6][2]["db"] == "osh" and server.requests[6][2]["rp"] == "autogen"
+    # the v1 policy names map onto the bucket too, so InfluxQL written for 1.x (Grafana) works
+    assert [r[3]["retention_policy"] for r in server.requests[5:8]] == ["osh_readings", "osh_exposures", "osh_alerts"]
+    assert not any(r[3]["default"] for r in server.requests[5:8])
+    assert server.requests[8][2] == {"org": "mine", "bucket": "osh", "precision": "ms"}
+    assert server.requests[9][2]["db"] == "osh" and server.requests[9][2]["rp"] == "autogen"
