@@ -118,6 +118,9 @@ CASES = [
     ("oshmon-gateway", "osh/kop-1/alarms/z1/gd-1/co/stel", True),
     ("oshmon-gateway", "osh/deadletter", True),
     ("oshmon-gateway", "osh/kop-1/z1/gd-1/data", False),  # the gateway never fakes readings
+    ("oshmon-gateway", "osh/gateway/audit/oshmon-gw-a", True),  # anchored audit head (retained)
+    ("logger-kop-1", "osh/gateway/audit/oshmon-gw-a", False),  # nobody else moves the anchor
+    ("oshmon-board", "osh/gateway/audit/oshmon-gw-a", False),
 ]
 
 
@@ -136,7 +139,7 @@ def test_acl_lets_each_account_do_its_job_only() -> None:
             sent = []
             for i, (user, topic, allowed) in enumerate(CASES):
                 payload = f"probe-{i}-{user}".encode()
-                clients[user].send(topic, payload, retain="/alarms/" in topic)
+                clients[user].send(topic, payload, retain="/alarms/" in topic or "/audit/" in topic)
                 sent.append((payload, user, topic, allowed))
             marker = b"marker-last"
             clients["logger-kop-1"].send("osh/kop-1/z1/gd-1/data", marker)
