@@ -1,7 +1,8 @@
 """The `oshmon` command line (SPEC §5). Every command: --help, one-line errors, exit codes.
 
-Exit codes: 0 success, 1 the command ran but found a problem (e.g. a failed verification),
-2 bad input or configuration (one line on stderr, never a traceback).
+Exit codes: 0 success, 1 the command ran but found a problem (e.g. a failed verification) or a
+store or broker it needs is missing or unreachable, 2 bad input or configuration (one line on
+stderr, never a traceback), 3 a bug (with the traceback a developer needs).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import typer
 
 from gateway import cli_data, cli_ops, cli_sim
 from gateway.demo import demo_cmd
-from rules.errors import OshError
+from rules.errors import OshError, StoreError
 
 app = typer.Typer(
     name="oshmon",
@@ -38,13 +39,16 @@ app.add_typer(cli_data.audit_app, name="audit")
 
 
 def main() -> None:
-    """Console entry point: translate our errors to one line and exit code 2."""
+    """Console entry point: translate our errors to one line and the exit codes above."""
     try:
         try:
             rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
         except BaseExceptionGroup as group:  # a task of the service failed: show the cause itself
             raise _first_cause(group) from None
         sys.exit(rc if isinstance(rc, int) else 0)
+    except (StoreError, ConnectionError) as exc:  # a store or broker missing or unreachable
+        print(f"oshmon: error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except OshError as exc:
         print(f"oshmon: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 import time
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from gateway import cli_text
+from gateway import cli_values as cv
 from gateway.cli_opts import ConfigOpt
 from gateway.config import load_settings
 from gateway.runtime import open_configured_store, profile_book, pseudonym_key
 from gateway.timeparse import parse_cli_time, parse_month
-from reports.history import render
+from reports.history import PIPE_WIDTH, render
 from rules.errors import ConfigError
 from rules.profiles import describe_limits
 from storage.base import HistoryQuery, RecordKind
@@ -36,36 +38,45 @@ def history(
     zone: Annotated[str | None, typer.Option(help="Zone within the site.")] = None,
     device: Annotated[str | None, typer.Option(help="Device id.")] = None,
     worker: Annotated[str | None, typer.Option(help="Worker id (personal monitors).")] = None,
-    hazard: Annotated[str | None, typer.Option(help="Hazard, e.g. co, ch4, noise.")] = None,
+    hazard: Annotated[str | None, typer.Option(help="Hazard, e.g. co, ch4 (or methane), noise.")] = None,
     rule: Annotated[str | None, typer.Option(help="Alerts only: level, stel, twa, lex8h, dose ...")] = None,
     severity: Annotated[str | None, typer.Option(help="Alerts only: warning, alarm, critical ...")] = None,
     t_from: Annotated[str | None, typer.Option("--from", help="Start: YYYY-MM-DD or RFC 3339 (UTC).")] = None,
     t_to: Annotated[str | None, typer.Option("--to", help="End (exclusive): YYYY-MM-DD or RFC 3339.")] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.TABLE,
-    limit: Annotated[int | None, typer.Option(help="At most this many rows.", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many rows (alerts: the newest).", min=1)] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Table: every column, however wide.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Exposure history for inspectors: readings, shift exposures or alerts, filtered."""
+    """Exposure history for inspectors: readings, shift exposures or alerts (newest first), filtered."""
+    cv.alerts_only(kind, rule=rule, severity=severity)
     q = HistoryQuery(
         kind=kind,
-        site=site,
         zone=zone,
         device=device,
         worker=worker,
-        hazard=hazard,
-        rule=rule,
-        severity=severity,
+        hazard=cv.hazard(hazard, kind),
+        rule=cv.rule(rule),
+        severity=cv.severity(severity),
         t_from_s=parse_cli_time(t_from, "--from") if t_from else None,
         t_to_s=parse_cli_time(t_to, "--to") if t_to else None,
         limit=limit,
+        newest_first=kind is RecordKind.ALERTS,
     )
     if q.t_from_s is not None and q.t_to_s is not None and q.t_to_s <= q.t_from_s:
         raise ConfigError("--to must be later than --from")
-    store = open_configured_store(load_settings(config), read_only=True)
+    settings = load_settings(config)
+    store = open_configured_store(settings, read_only=True)
     try:
-        render(store.query(q), kind, fmt.value, sys.stdout)
+        q = replace(q, site=cv.site(site, store, settings.sites))
+        render(store.query(q), kind, fmt.value, sys.stdout, width=None if wide else terminal_width())
     finally:
         store.close()
+
+
+def terminal_width() -> int:
+    """The terminal's width (`COLUMNS` first); a pipe or file without `COLUMNS` gets PIPE_WIDTH."""
+    return shutil.get_terminal_size((PIPE_WIDTH, 24)).columns
 
 
 def limits(
@@ -87,13 +98,7 @@ def limits(
         writer.writeheader()
         writer.writerows(rows)
     else:
-        cols = ("hazard", "rule", "severity", "threshold", "unit", "label", "source", "action")
-        table = Table(title=f"Limits — profile {name}", show_lines=True)
-        for col in cols:
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(*(str(r.get(c, "")) for c in cols))
-        Console().print(table)
+        sys.stdout.write(cli_text.limit_blocks(name, rows, cli_text.width()))
 
 
 report_app = typer.Typer(help="Reports for social-dialogue committees.", no_args_is_help=True)
@@ -119,6 +124,7 @@ def report_monthly(
     book = profile_book(settings)
     store = open_configured_store(settings, read_only=True)
     try:
+        cv.site(site, store, settings.sites)
         path = build_monthly(
             store,
             month,
@@ -152,6 +158,7 @@ def export_evidence(
     settings = load_settings(config)
     store = open_configured_store(settings, read_only=True)
     try:
+        cv.site(site, store, settings.sites)
         rows = describe_limits(profile_book(settings), settings.profile)
         path = run_export(store, site, start, end, out, rows)
     finally:

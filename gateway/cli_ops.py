@@ -85,9 +85,9 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             return svc.counters
-    except ConnectionError as exc:
+    except ConnectionError:  # the broker is unreachable: one line and exit 1 (gateway/cli.py)
         rt.close()
-        raise OshError(str(exc)) from None
+        raise
     finally:
         if http_sock is not None:
             http_sock.close()

@@ -30,6 +30,7 @@ from alerts.sinks.dispatcher import Dispatcher
 from alerts.state import AlertSubject
 from alerts.types import AlertEvent
 from gateway.batching import Sorted
+from gateway.cli_text import open_alert_lines, width
 from gateway.config import Settings
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError
@@ -88,6 +89,7 @@ def open_configured_store(
         influx_password=password,
         spool_dir=None if read_only or not settings.spool else settings.state_path / "spool",
         on_rejected=on_rejected,
+        read_only=read_only,
     )
 
 
@@ -303,11 +305,7 @@ def describe_status(settings: Settings) -> str:
         data = orjson.loads(path.read_bytes())
         lines.append(f"open alerts: {len(data.get('open', []))}")
         for a in data.get("open", []):
-            sub = a.get("subject") or {}
-            where = f"{sub.get('site')}/{sub.get('zone')}/{sub.get('device')} {sub.get('hazard')}"
-            who = f" ({sub['worker']})" if sub.get("worker") else ""
-            acked = f", acknowledged by {a['acked_by']}" if a.get("acked_by") else ""
-            lines.append(f"  {a.get('alert_id')}  {a.get('severity'):<11} {a.get('rule'):<8} {where}{who}{acked}")
+            lines += open_alert_lines(a, width())
     spool = settings.state_path / "spool"
     if spool.exists():
         size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())

@@ -2,7 +2,8 @@
 
 Rows are written as they arrive, so a long history never sits in memory: CSV row by row, JSON
 as one array written element by element, the table in blocks of `TABLE_BLOCK` rows.
-CSV and JSON carry every column of `storage.base.COLUMNS[kind]`; the table a readable subset.
+CSV and JSON carry every column of `storage.base.COLUMNS[kind]`; the table the columns that fit
+the terminal (reports/history_table.py).
 """
 
 from __future__ import annotations
@@ -15,25 +16,16 @@ from typing import Any, Literal, TextIO
 
 import orjson
 from rich.console import Console
-from rich.table import Table
 
+from reports import history_table as ht
 from storage.base import COLUMNS, RecordKind
 
 Format = Literal["table", "csv", "json"]
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 #: Rows per rendered table block.
 TABLE_BLOCK = 500
-#: Console width when writing to a file or pipe (a terminal reports its own).
+#: Table width when writing to a file or pipe with no COLUMNS set (a terminal reports its own).
 PIPE_WIDTH = 220
-#: Columns shown in the table view (CSV and JSON have all of them).
-TABLE_COLUMNS: dict[RecordKind, tuple[str, ...]] = {
-    RecordKind.READINGS: COLUMNS[RecordKind.READINGS],
-    RecordKind.EXPOSURES: ("t", "site", "zone", "device", "hazard", "worker", "shift", "twa8", "stel15_max",
-                           "peak", "lex8h", "dose_pct", "coverage", "final", "sensor_faulty"),
-    RecordKind.ALERTS: ("t", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker",
-                        "value", "threshold", "unit", "by", "note", "alert_id"),
-}  # fmt: skip
-_NUMERIC = frozenset({"value", "twa8", "stel15_max", "peak", "coverage", "max_gap_s", "lex8h", "dose_pct", "threshold"})
 
 
 def _csv_cell(v: Any) -> Any:
@@ -46,16 +38,6 @@ def _csv_cell(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return ""
     return v
-
-
-def _table_cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return format(v, ".6g")
-    return str(v)
 
 
 def _write_csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...], out: TextIO) -> int:
@@ -90,29 +72,36 @@ def _blocks(rows: Iterable[Mapping[str, Any]]) -> Iterator[list[Mapping[str, Any
         yield block
 
 
-def _write_table(rows: Iterable[Mapping[str, Any]], kind: RecordKind, out: TextIO) -> int:
-    columns = TABLE_COLUMNS[kind]
-    console = Console(file=out, highlight=False, width=None if out.isatty() else PIPE_WIDTH)
-    n = 0
+def _write_table(rows: Iterable[Mapping[str, Any]], kind: RecordKind, out: TextIO, width: int | None) -> int:
+    """Blocks of `TABLE_BLOCK` rows; the columns that fit `width` are chosen on the first block."""
+    cols = ht.COLUMNS[kind]
+    console = Console(file=out, highlight=False, width=width or 100_000, soft_wrap=width is None)
+    n, shown, widths = 0, list[int](), [len(c.header) for c in cols]
     for block in _blocks(rows):
-        table = Table(show_header=n == 0, box=None, pad_edge=False, header_style="bold")
-        for c in columns:
-            table.add_column(c, justify="right" if c in _NUMERIC else "left", no_wrap=c == "t")
-        for row in block:
-            table.add_row(*(_table_cell(row.get(c)) for c in columns))
-        console.print(table)
+        cells = [[c.cell(row) for c in cols] for row in block]
+        widths = [max(w, *(len(r[i]) for r in cells)) for i, w in enumerate(widths)]
+        if n == 0:
+            shown = ht.fit(cols, widths, width)
+        console.print(ht.table(cols, cells, shown, widths, header=n == 0))
         n += len(block)
     if n == 0:
         console.print(f"no {kind} match")
+    elif width is not None and len(shown) < len(cols):
+        hidden = ", ".join(cols[i].header for i in range(len(cols)) if i not in shown)
+        console.print(f"({len(cols) - len(shown)} more columns with --wide: {hidden})", style="dim")
     return n
 
 
-def render(rows: Iterable[Mapping[str, Any]], kind: RecordKind, fmt: Format, out: TextIO) -> int:
-    """Write `rows` (store query rows of `kind`) to `out` as `fmt`; returns the number of rows."""
+def render(
+    rows: Iterable[Mapping[str, Any]], kind: RecordKind, fmt: Format, out: TextIO, *, width: int | None = PIPE_WIDTH
+) -> int:
+    """Write `rows` (store query rows of `kind`) to `out` as `fmt`; returns the number of rows.
+
+    `width`: the table's width in columns (None: every column, as wide as it takes)."""
     if fmt == "csv":
         return _write_csv(rows, COLUMNS[kind], out)
     if fmt == "json":
         return _write_json(rows, COLUMNS[kind], out)
     if fmt == "table":
-        return _write_table(rows, kind, out)
+        return _write_table(rows, kind, out, width)
     raise ValueError(f"unknown history format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -38,6 +38,7 @@ class HistoryQuery:
     t_from_s: float | None = None
     t_to_s: float | None = None
     limit: int | None = None
+    newest_first: bool = False  # time order reversed (ties in reversed tag order): `--limit N` = the latest N
 
 
 #: Columns of each record kind, in output order; both stores return rows with exactly these keys.
@@ -67,7 +68,10 @@ class Store(Protocol):
     def write_alert_events(self, events: Sequence[AlertEvent]) -> None: ...
 
     def query(self, q: HistoryQuery) -> Iterator[dict[str, Any]]:
-        """Rows of `COLUMNS[q.kind]` in time order, streamed."""
+        """Rows of `COLUMNS[q.kind]` in time order (newest first with `q.newest_first`), streamed."""
+
+    def sites(self) -> list[str]:
+        """Every site that has any stored record, sorted (for checking `--site` values)."""
 
     def close(self) -> None: ...
 

@@ -30,7 +30,7 @@ from storage import lineproto as lp
 from storage import records as rec
 from storage.base import HistoryQuery, PartialWriteError, RecordKind, Rejected
 from storage.influx_http import DatabaseMissing, InfluxHttp, RetryPolicy
-from storage.influx_setup import RP_NAMES, V2_RP, quote_ident, quote_string, setup_v1, setup_v2
+from storage.influx_setup import RP_NAMES, V2_RP, influxql, quote_ident, quote_string, setup_v1, setup_v2
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class InfluxStore:
             "db": self.config.database, "rp": rp, "q": _select(q), "epoch": "ms",
             "chunked": "true", "chunk_size": str(QUERY_CHUNK_ROWS),
         }  # fmt: skip
-        rows = _in_tag_order(q.kind, self._raw_rows(q.kind, params))
+        rows = _in_tag_order(q.kind, self._raw_rows(q.kind, params), reverse=q.newest_first)
         return itertools.islice(rows, q.limit) if q.limit is not None else rows
 
     def _raw_rows(self, kind: RecordKind, params: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -245,6 +245,30 @@ class InfluxStore:
             raise StoreError(f"InfluxDB at {self.http.display_url} unreachable ({type(e).__name__})") from None
         if r.status_code >= 400:
             raise StoreError(f"InfluxDB at {self.http.display_url} answered {r.status_code} to {path}")
+
+    def probe(self) -> None:
+        """Check that the server answers and the database exists, without creating anything."""
+        try:
+            influxql(self.http, "SHOW MEASUREMENTS LIMIT 1", db=self.config.database)
+        except StoreError as e:
+            if "database not found" in str(e):
+                raise StoreError(
+                    f"no InfluxDB database {self.config.database!r} at {self.http.display_url} "
+                    "(OSH_INFLUX_DB / OSH_INFLUX_BUCKET): nothing was created",
+                    retryable=False,
+                ) from None
+            raise
+
+    def sites(self) -> list[str]:
+        self._ensure_ready()
+        found: set[str] = set()
+        for kind, measurement in MEASUREMENT.items():
+            rp = RP_NAMES[kind] if self.config.api == "v1" else V2_RP
+            source = f"{quote_ident(rp)}.{quote_ident(measurement)}"
+            statement = f'SHOW TAG VALUES FROM {source} WITH KEY = "site"'
+            for series in influxql(self.http, statement, db=self.config.database):
+                found.update(str(v[1]) for v in series.get("values", []))
+        return sorted(found)
 
     def close(self) -> None:
         self._lanes.shutdown(wait=True)
@@ -280,7 +304,8 @@ def _select(q: HistoryQuery) -> str:
     if q.t_to_s is not None:
         where.append(f"time < {rec.ms_bound(q.t_to_s)}ms")
     sql = f"SELECT * FROM {quote_ident(MEASUREMENT[q.kind])}"
-    return sql + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY time ASC"
+    order = " ORDER BY time DESC" if q.newest_first else " ORDER BY time ASC"
+    return sql + (" WHERE " + " AND ".join(where) if where else "") + order
 
 
 def _row(kind: RecordKind, t_ms: int, raw: dict[str, Any]) -> dict[str, Any]:
@@ -292,10 +317,12 @@ def _row(kind: RecordKind, t_ms: int, raw: dict[str, Any]) -> dict[str, Any]:
     return rec.alert_row(t_ms, raw)
 
 
-def _in_tag_order(kind: RecordKind, rows: Iterator[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+def _in_tag_order(
+    kind: RecordKind, rows: Iterator[tuple[int, dict[str, Any]]], *, reverse: bool = False
+) -> Iterator[dict[str, Any]]:
     """Rows come in time order; put each group of equal times in tag order, like SqliteStore."""
     for _, group in itertools.groupby(rows, key=lambda tr: tr[0]):
         members = [row for _, row in group]
         if len(members) > 1:
-            members.sort(key=lambda row: rec.tie_key(kind, row))
+            members.sort(key=lambda row: rec.tie_key(kind, row), reverse=reverse)
         yield from members

@@ -213,6 +213,9 @@ class SpooledStore:
         """The inner store's rows (batches still in the spool are not seen until replayed)."""
         return self.inner.query(q)
 
+    def sites(self) -> list[str]:
+        return self.inner.sites()
+
     def close(self) -> None:
         self._stop.set()
         self._wake.set()

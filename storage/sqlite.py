@@ -198,6 +198,14 @@ class SqliteStore:
         finally:
             db.close()
 
+    def sites(self) -> list[str]:
+        sql = "SELECT site FROM series UNION SELECT site FROM exposure UNION SELECT site FROM alert ORDER BY site"
+        with self._lock:
+            try:
+                return [str(r[0]) for r in self._db.execute(sql)]
+            except sqlite3.Error as e:
+                raise StoreError(f"SQLite store {self.path}: cannot list sites: {e}") from e
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -270,8 +278,9 @@ def _select(q: HistoryQuery) -> tuple[str, list[Any]]:
     sql = f"SELECT {cols} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    order = [prefix + t for t in tags] + (["audit_key"] if q.kind is RecordKind.ALERTS else [])
-    sql += f" ORDER BY {time_col}, " + ", ".join(order)
+    desc = " DESC" if q.newest_first else ""
+    order = [prefix + t + desc for t in tags] + ([f"audit_key{desc}"] if q.kind is RecordKind.ALERTS else [])
+    sql += f" ORDER BY {time_col}{desc}, " + ", ".join(order)
     if q.limit is not None:
         sql += " LIMIT ?"
         params.append(q.limit)

@@ -1,0 +1,163 @@
+"""The `oshmon history` table: the columns that fit the terminal, never a cut cell.
+
+Each kind has its columns in display order, each with a priority: every priority-0 column is
+always shown; the others are added, most important first, while the table still fits the width
+(`--wide`: all of them). A cell is never shortened or wrapped — above all the `alert_id`, which
+must stay copyable into `oshmon ack`. Units are in the headers where a column has one unit, and
+in the cell (value and unit) where rows of several hazards share a column.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from storage.base import RecordKind
+from storage.records import unit_of
+
+Row = Mapping[str, Any]
+#: Spaces between two columns.
+GAP = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    header: str
+    cell: Callable[[Row], str]
+    priority: int = 0  # 0: always shown; higher numbers are dropped first on a narrow terminal
+    numeric: bool = False
+
+
+def num(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return format(v, f".{digits}g")
+    return str(v)
+
+
+def printable(v: Any) -> str:
+    """Text for a terminal: control characters (ESC, CR, newline ...) shown escaped, never sent."""
+    text = "" if v is None else str(v)
+    if all(unicodedata.category(ch) not in ("Cc", "Cf") for ch in text):
+        return text
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf") else ch
+                   for ch in text)  # fmt: skip
+
+
+def when(v: Any, *, fraction: bool = True) -> str:
+    """RFC 3339 UTC → "2026-11-27 08:39:43.063" (the header says UTC)."""
+    text = str(v or "").replace("T", " ").removesuffix("Z")
+    return text if fraction else text.split(".")[0]
+
+
+def _field(name: str) -> Callable[[Row], str]:
+    return lambda r: printable(r.get(name))
+
+
+def _with_unit(name: str) -> Callable[[Row], str]:
+    def cell(r: Row) -> str:
+        value = num(r.get(name))
+        return f"{value} {r.get('unit') or ''}".rstrip() if value else ""
+
+    return cell
+
+
+def _limit(r: Row) -> float | None:
+    limits = r.get("limits") or {}
+    for key in ("limit_twa8", "limit_lex8h"):
+        if key in limits:
+            return float(limits[key])
+    return None
+
+
+def _of_limit(r: Row) -> str:
+    limit, value = _limit(r), r.get("twa8")
+    return "" if limit is None or value is None or limit == 0 else f"{100.0 * value / limit:.0f}"
+
+
+def _exposure_unit(r: Row) -> str:
+    return unit_of(str(r.get("hazard") or ""))
+
+
+COLUMNS: dict[RecordKind, tuple[Col, ...]] = {
+    RecordKind.READINGS: (
+        Col("time (UTC)", lambda r: when(r.get("t"))),
+        Col("site", _field("site"), 2),
+        Col("zone", _field("zone"), 3),
+        Col("device", _field("device")),
+        Col("hazard", _field("hazard")),
+        Col("worker", _field("worker"), 4),
+        Col("value", lambda r: num(r.get("value"), 6), numeric=True),
+        Col("unit", _field("unit")),
+    ),
+    RecordKind.EXPOSURES: (
+        Col("shift", _field("shift")),
+        Col("site", _field("site"), 2),
+        Col("zone", _field("zone"), 5),
+        Col("device", _field("device")),
+        Col("worker", _field("worker"), 4),
+        Col("hazard", _field("hazard")),
+        Col("8-h avg", lambda r: num(r.get("twa8")), numeric=True),
+        Col("limit", lambda r: num(_limit(r)) if _limit(r) is not None else "none", numeric=True),
+        Col("unit", _exposure_unit),
+        Col("% of limit", _of_limit, 1, numeric=True),
+        Col("peak", lambda r: num(r.get("peak")), 3, numeric=True),
+        Col("STEL15 max", lambda r: num(r.get("stel15_max")), 6, numeric=True),
+        Col("dose %", lambda r: num(r.get("dose_pct"), 3), 6, numeric=True),
+        Col("coverage %", lambda r: num(None if r.get("coverage") is None else 100 * r["coverage"], 3), 3, True),
+        Col("final", lambda r: num(r.get("final")), 7),
+        Col("sensor faulty", lambda r: num(r.get("sensor_faulty")), 7),
+    ),
+    RecordKind.ALERTS: (
+        Col("time (UTC)", lambda r: when(r.get("t"), fraction=False)),
+        Col("event", _field("event")),
+        Col("severity", _field("severity"), 1),
+        Col("rule", _field("rule"), 5),
+        Col("site", _field("site"), 4),
+        Col("zone", _field("zone"), 6),
+        Col("device", _field("device"), 3),
+        Col("hazard", _field("hazard"), 1),
+        Col("worker", _field("worker"), 6),
+        Col("value", _with_unit("value"), 2, numeric=True),
+        Col("limit", _with_unit("threshold"), 5, numeric=True),
+        Col("by", _field("by"), 7),
+        Col("note", _field("note"), 8),
+        Col("alert_id", _field("alert_id")),
+    ),
+}
+
+
+def fit(cols: Sequence[Col], widths: Sequence[int], width: int | None) -> list[int]:
+    """Indexes of the columns to show: every priority-0 column, then the others by priority
+    (ties in display order) while the table fits `width` (None: all of them)."""
+    if width is None:
+        return list(range(len(cols)))
+    chosen = {i for i, c in enumerate(cols) if c.priority == 0}
+    used = sum(widths[i] for i in chosen) + GAP * (len(chosen) - 1)
+    for i in sorted((i for i in range(len(cols)) if i not in chosen), key=lambda i: (cols[i].priority, i)):
+        if used + GAP + widths[i] <= width:
+            chosen.add(i)
+            used += GAP + widths[i]
+    return sorted(chosen)
+
+
+def table(
+    cols: Sequence[Col], cells: list[list[str]], shown: Sequence[int], widths: Sequence[int], header: bool
+) -> Table:
+    """A rich table of pre-rendered cells: fixed widths, no wrapping, no markup interpretation."""
+    t = Table(show_header=header, box=None, pad_edge=False, header_style="bold", padding=(0, GAP // 2))
+    for i in shown:
+        c = cols[i]
+        t.add_column(c.header, justify="right" if c.numeric else "left", no_wrap=True, min_width=widths[i])
+    for row in cells:
+        t.add_row(*(Text(row[i]) for i in shown))
+    return t
