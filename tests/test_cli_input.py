@@ -174,3 +174,18 @@ def test_limits_are_readable_blocks(width: int, tmp_path: Path) -> None:
     words = [w for line in lines if line.startswith("    action") for w in line.split()[1:]]
     assert len(words) >= 3, "the action starts on its label's line with several words, not one per line"
     assert "Directive (EU) 2017/164, Annex (CO, 15 min)" in done.stdout.replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.integration
+def test_influx_sites_are_checked(influxd: Influxd, tmp_path: Path) -> None:
+    from storage.factory import open_store
+
+    db = f"sites_{os.getpid()}"
+    st = open_store("influx", influx_url=influxd.url, influx_db=db)
+    key = ChannelKey("kop-1", "north", "gd-1", Hazard.CO)
+    st.write_readings([key], ReadingBatch(np.zeros(3, np.int64), T0 + np.arange(3.0), np.ones(3)))
+    st.close()
+    env = {"OSH_STORE": "influx", "OSH_INFLUX_URL": influxd.url, "OSH_INFLUX_DB": db, "OSH_STATE_DIR": str(tmp_path)}
+    assert "known: kop-1" in one_line_error(oshmon(env, "history", "--site", "kop-9"), 2)
+    done = oshmon(env, "history", "--site", "kop-1", "--format", "csv")
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 4, done.stderr
