@@ -143,6 +143,43 @@ class BookCore:
         self.counts["acknowledged"] += 1
         return state.event(AlertEventKind.ACKNOWLEDGED, now_s, ack_message(name, text), by=name, note=text)
 
+    def adopt_log(self, logged: Sequence[AlertState], *, log_complete: bool = True) -> list[str]:
+        """Make the open alerts exactly those of the store's alert log (alerts/rebuild.py).
+
+        The store log wins: an alert this book holds open keeps its own state (timers, clear
+        hold) only where it agrees with the log on severity, acknowledgement and escalations;
+        an alert open here but not in the log is dropped (kept while `log_complete` is False:
+        events still wait in the spool); one open in the log only is taken over. Emits nothing.
+        Returns one line per difference, for the log."""
+        notes: list[str] = []
+        opened: dict[AlertKey, AlertState] = {}
+        for s in sorted(logged, key=lambda s: s.armed_wall_s):  # two open on one key: the later wins
+            mine = self._by_id.get(s.alert_id)
+            if mine is not None and mine.key == s.key and _agrees(mine, s):
+                s = mine
+            else:
+                notes.append(f"alert {s.alert_id} ({s.rule}, {s.subject.device}) rebuilt from the store's alert log")
+            if s.key in opened:
+                notes.append(f"alert {opened[s.key].alert_id} superseded by {s.alert_id} on the same subject")
+            opened[s.key] = s
+        kept = {s.alert_id for s in opened.values()}
+        if not log_complete:
+            for s in self._open.values():
+                if s.alert_id not in kept and s.key not in opened:
+                    opened[s.key] = s
+                    kept.add(s.alert_id)
+        notes += [
+            f"alert {s.alert_id} ({s.rule}, {s.subject.device}) is not open in the store's alert log: dropped"
+            for s in self._open.values()
+            if s.alert_id not in kept
+        ]
+        self._open = opened
+        self._by_id = {s.alert_id: s for s in opened.values()}
+        for s in [c for c in self._cleared.values() if c.alert_id in kept or c.key in opened]:
+            self._forget(s)
+        self._version += 1
+        return notes
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-safe state (open alerts with timers, cleared memory, fault spans, counters)."""
         return {
@@ -176,3 +213,13 @@ class BookCore:
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"alert snapshot is damaged: {type(exc).__name__}: {exc}") from None
         return book
+
+
+def _agrees(mine: AlertState, logged: AlertState) -> bool:
+    """Does a checkpointed alert say what the store's log says about it?"""
+    return (
+        mine.severity is logged.severity
+        and mine.acked_by == logged.acked_by
+        and mine.escalations == logged.escalations
+        and mine.flaps == logged.flaps
+    )

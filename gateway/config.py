@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_user: str | None = None
     influx_password: SecretStr | None = None
-    # Spool, alert checkpoint, pseudonym key. Default: beside the SQLite file ("<file>.state"),
-    # so that state always belongs to its store; "oshmon-state" for InfluxDB.
+    # Spool, alert checkpoint, pseudonym key. Default: never the working directory, always one
+    # directory per store (gateway/state_dir.py, docs/durability.md).
     state_dir: Path | None = None
     # Spool writes on disk while the store is unreachable (SPEC §6). false: the broker's
     # persistent session is the only buffer (nothing is acknowledged while the store is down).
@@ -117,11 +117,17 @@ class Settings(BaseSettings):
 
     @property
     def state_path(self) -> Path:
-        if self.state_dir is not None:
-            return self.state_dir
-        if self.store == "sqlite":
-            return self.sqlite_path.with_name(self.sqlite_path.name + ".state")
-        return Path("oshmon-state")
+        """`OSH_STATE_DIR`, else the default state directory of this store (gateway/state_dir.py)."""
+        from gateway.state_dir import default_state_dir
+
+        return self.state_dir if self.state_dir is not None else default_state_dir(self)
+
+    @property
+    def store_identity(self) -> str:
+        """Which store this is, for the alert checkpoint (gateway/state_dir.py); no secrets."""
+        from gateway.state_dir import store_identity
+
+        return store_identity(self)
 
     @field_validator("serve_sites", mode="before")
     @classmethod

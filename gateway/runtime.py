@@ -22,7 +22,7 @@ import orjson
 from pydantic import SecretStr
 
 from alerts.audit import Anchor, AuditChain, verify_chain
-from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.errors import InvalidAckError, UnknownAlertError
 from alerts.health import SensorHealth
 from alerts.lifecycle import AlertBook
 from alerts.sinks.config import build_dispatcher
@@ -30,8 +30,10 @@ from alerts.sinks.dispatcher import Dispatcher
 from alerts.state import AlertSubject
 from alerts.types import AlertEvent
 from gateway.batching import Sorted
+from gateway.checkpoint import ALERT_CHECKPOINT, Checkpoint, load_alerts
 from gateway.cli_text import open_alert_lines, width
 from gateway.config import Settings
+from gateway.state_dir import LEGACY_STATE_DIR
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError
 from rules.profiles import ProfileBook
@@ -42,7 +44,6 @@ from storage.base import HistoryQuery, PartialWriteError, RecordKind, Rejected, 
 
 log = logging.getLogger(__name__)
 
-ALERT_CHECKPOINT = "alerts.json"
 STEL_WINDOW_S = 15 * 60.0  # the longest trailing window a rule looks back over
 STORE_HEALTH_EVERY_S = 10.0  # how often the spool's disk and the store are checked
 
@@ -118,6 +119,7 @@ class Runtime:
     side_events: list[AlertEvent] = field(default_factory=list)  # raised by the sinks themselves
     rejected: list[Rejected] = field(default_factory=list)  # refused by the store for good
     audit: AuditChain = field(default_factory=AuditChain)
+    ckpt: Checkpoint | None = None
     _next_health_s: float = 0.0
     _dirty: bool = field(default=False)
 
@@ -133,11 +135,13 @@ class Runtime:
         )
         rejected: list[Rejected] = []
         store = open_configured_store(settings, on_rejected=lambda e: rejected.extend(e.rejected))
-        alerts = _load_alerts(settings)
+        ckpt = Checkpoint(settings.state_path / ALERT_CHECKPOINT, settings.store_identity)
+        _warn_legacy_state_dir(settings)
+        alerts = load_alerts(ckpt, store, book.limits, settings.alerts.policy(), _takes_over(settings))
         health = SensorHealth(alerts, settings.health.policy())
         side: list[AlertEvent] = []
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
-        rt = cls(settings, book, engine, alerts, store, health, sinks, side, rejected)
+        rt = cls(settings, book, engine, alerts, store, health, sinks, side, rejected, ckpt=ckpt)
         rt.audit = _restore_chain(store, settings.mqtt_client_id)
         rt.rebuild_engine(time.time())
         return rt
@@ -251,7 +255,7 @@ class Runtime:
         events = self.alerts.tick(now_s) + self.health.check(now_s) + self.store_health(now_s)
         self._dirty = self._dirty or bool(events) or bool(self.side_events)
         if self._dirty:
-            self.checkpoint()
+            self.checkpoint(force=False)
         return events
 
     def take_side_events(self) -> list[AlertEvent]:
@@ -268,17 +272,13 @@ class Runtime:
         await self.sinks.run(stop)
 
     # -- persistence ------------------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        """Save the alert book atomically, so a restart does not re-notify (fsync + rename)."""
-        path = self.settings.state_path / ALERT_CHECKPOINT
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            f.write(orjson.dumps(self.alerts.snapshot()))
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-        self._dirty = False
+    def checkpoint(self, *, force: bool = True) -> None:
+        """Save the alert book's cache (gateway/checkpoint.py: fsync + rename, at most once a
+        second unless forced); the store's alert log stays the truth."""
+        if self.ckpt is None:
+            self.ckpt = Checkpoint(self.settings.state_path / ALERT_CHECKPOINT, self.settings.store_identity)
+        if self.ckpt.save(self.alerts.snapshot, force=force):
+            self._dirty = False
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -286,16 +286,27 @@ class Runtime:
         self.store.close()
 
 
-def _load_alerts(settings: Settings) -> AlertBook:
-    path = settings.state_path / ALERT_CHECKPOINT
-    policy = settings.alerts.policy()
-    if not path.exists():
-        return AlertBook(policy)
-    try:
-        return AlertBook.restore(orjson.loads(path.read_bytes()), policy)
-    except (SnapshotError, orjson.JSONDecodeError) as exc:
-        log.error("alert checkpoint %s unreadable (%s); starting with no open alerts", path, exc)
-        return AlertBook(policy)
+def _takes_over(settings: Settings) -> Callable[[Mapping[str, Any]], bool]:
+    """Which stored alerts this gateway rebuilds: those of the sites it serves, and its own
+    gateway-level ones (site `gateway`, in its own audit chain)."""
+    served, chain = set(settings.serve_sites), settings.mqtt_client_id
+
+    def accept(row: Any) -> bool:
+        if row["site"] == "gateway":
+            return bool(row.get("audit_chain") == chain)
+        return not served or row["site"] in served
+
+    return accept
+
+
+def _warn_legacy_state_dir(settings: Settings) -> None:
+    legacy = LEGACY_STATE_DIR.resolve()
+    if settings.state_dir is None and settings.store == "influx" and legacy.is_dir():
+        log.warning(
+            "%s is no longer used (state now lives in %s, one directory per store): move its spool/ "
+            "there if it holds unsent batches, or set OSH_STATE_DIR",
+            legacy, settings.state_path,
+        )  # fmt: skip
 
 
 def describe_status(settings: Settings) -> str:

@@ -1,0 +1,76 @@
+"""Where the gateway keeps its local state, and which store that state belongs to.
+
+The state directory (spool, alert checkpoint, pseudonym key) is never relative to the working
+directory and is always one directory per store (docs/durability.md):
+
+- `OSH_STATE_DIR` when set;
+- SQLite: beside the database file, `<resolved file>.state`;
+- InfluxDB: `<base>/oshmon/<store id>`, where `<base>` is `$STATE_DIRECTORY` (set by systemd's
+  `StateDirectory=oshmon`, i.e. `/var/lib/oshmon`, when run as a service; then the `oshmon/`
+  level is left out), else `$XDG_STATE_HOME`, else `~/.local/state` (XDG Base Directory spec).
+
+The store identity names the store without secrets: the SQLite file's resolved path, or the
+InfluxDB URL (no user info) with the database (v1) or organisation and bucket (v2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from rules.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+#: The default of versions before 0.x: relative to the working directory (issue 9).
+LEGACY_STATE_DIR = Path("oshmon-state")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def store_identity(settings: Settings) -> str:
+    """`sqlite /abs/path.sqlite` or `influx v1 http://host:port db=NAME` (v2: `org=O bucket=B`)."""
+    if settings.store == "sqlite":
+        return f"sqlite {settings.sqlite_path.expanduser().resolve()}"
+    parts = urlsplit(settings.influx_url.strip())
+    scheme = (parts.scheme or "http").lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 8086)
+    except ValueError:
+        raise ConfigError("OSH_INFLUX_URL has an invalid port") from None
+    where = f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+    if settings.influx_api == "v2":
+        return f"influx v2 {where} org={settings.influx_org} bucket={settings.influx_bucket}"
+    return f"influx v1 {where} db={settings.influx_db}"
+
+
+def store_dir_name(identity: str) -> str:
+    """A readable, file-system-safe, collision-free directory name for a store identity."""
+    words = identity.split(" ", 2)[-1]
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", re.sub(r"^[a-z]+://", "", words)).strip("-")[:60]
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    return f"{slug}-{digest}"
+
+
+def default_state_dir(settings: Settings) -> Path:
+    """The state directory when `OSH_STATE_DIR` is not set (module docstring)."""
+    if settings.store == "sqlite":
+        db = settings.sqlite_path.expanduser().resolve()
+        return db.with_name(db.name + ".state")
+    name = store_dir_name(store_identity(settings))
+    service = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if service and Path(service).is_absolute():
+        return Path(service) / name
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "oshmon" / name
+    try:
+        home = Path.home()
+    except RuntimeError:
+        raise ConfigError("no home directory to keep the gateway's state in: set OSH_STATE_DIR") from None
+    return home / ".local" / "state" / "oshmon" / name
