@@ -162,8 +162,8 @@ class Runtime:
 
     def rebuild_engine(self, now_s: float) -> int:
         """Replay the running shifts' readings from the store, so a restart does not reset
-        STEL/TWA/dose (SPEC §6). Conditions from the replay are dropped: the alert book was
-        restored from its checkpoint and must not notify anyone twice."""
+        STEL/TWA/dose (SPEC §6). Conditions from the replay are dropped: the open alerts were
+        rebuilt from the store's alert log and must not notify anyone twice."""
         longest_shift_s = max([s.shift_hours for s in self.settings.sites.values()] + [8.0]) * 3600.0
         since = now_s - longest_shift_s - STEL_WINDOW_S - self.settings.shift_grace_s
         keys: dict[tuple[str, str, str, str, str | None], int] = {}
