@@ -7,16 +7,15 @@ canonical units. It never raises anything but `PayloadError`, whatever the bytes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
+from alerts.types import rfc3339
 from gateway.codec import (
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_FUTURE_S,
-    MAX_PAYLOAD_BYTES,
     MAX_SERIES_VALUES,
     Topic,
     canonical_value,
@@ -26,10 +25,23 @@ from gateway.codec import (
     parse_time,
     to_canonical,
 )
+from gateway.wirejson import load_json_object, validation_reason
 from rules.errors import PayloadError
 from rules.types import F64, ChannelKey
 
 _ID = r"^[A-Za-z0-9_.:@-]{1,64}$"
+#: Numbers on the wire are JSON numbers: no booleans (`true` is not 1 ppm), no numeric strings.
+Number = StrictFloat
+Time = StrictFloat | StrictStr  # epoch seconds or RFC 3339 (parse_time checks the string)
+#: `seq` is a per-device counter stored in an int64 column (-1 there means "none sent").
+Seq = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+#: Every store keeps whole milliseconds (storage/records.py `to_ms`): a series whose time stamps
+#: fall into one millisecond would overwrite its own values.
+STORE_TIME_QUANTUM_S = 0.001
+#: Keys that decide the shape (SPEC §2.1); a message may use the keys of one shape only.
+SHAPE_KEYS = ("value", "readings", "values")
+#: A step this much above the quantum keeps t0 + i*dt apart after rounding, float error included.
+_SURELY_DISTINCT_DT_S = 1.1 * STORE_TIME_QUANTUM_S
 
 
 class _Strict(BaseModel):
@@ -38,32 +50,32 @@ class _Strict(BaseModel):
 
 class _One(_Strict):
     hazard: str
-    value: float = Field(allow_inf_nan=True)
+    value: Number = Field(allow_inf_nan=True)
     unit: str
 
 
 class SingleReading(_One):
-    t: float | str
+    t: Time
     worker: str | None = Field(default=None, pattern=_ID)
-    seq: int | None = None
+    seq: Seq | None = None
 
 
 class MultiReading(_Strict):
-    t: float | str
+    t: Time
     readings: list[_One] = Field(min_length=1, max_length=64)
     worker: str | None = Field(default=None, pattern=_ID)
-    seq: int | None = None
+    seq: Seq | None = None
 
 
 class SeriesReading(_Strict):
     hazard: str
     unit: str
-    values: list[float] = Field(min_length=1, max_length=MAX_SERIES_VALUES)
-    t0: float | str | None = None
-    dt: float | None = Field(default=None, gt=0)
-    t: list[float | str] | None = None
+    values: list[Number] = Field(min_length=1, max_length=MAX_SERIES_VALUES)
+    t0: Time | None = None
+    dt: Number | None = Field(default=None, gt=0)
+    t: list[Time] | None = None
     worker: str | None = Field(default=None, pattern=_ID)
-    seq: int | None = None
+    seq: Seq | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,22 +98,25 @@ class DecodedReadings:
         return len(self.points) + sum(int(g.t_s.size) for g in self.series)
 
 
-def load_json_object(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES} (256 KiB)")
-    try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"payload is not valid UTF-8 JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise PayloadError(f"payload must be a JSON object, got {type(obj).__name__}")
-    return obj
+#: Keys of other shapes that must not appear beside each shape's own key (SPEC §2.1).
+_NOT_WITH_READINGS = frozenset({"value", "values", "t0", "dt", "hazard", "unit"})
+_NOT_WITH_VALUES = frozenset({"value"})
+_NOT_WITH_VALUE = frozenset({"t0", "dt"})
 
 
-def _validation_reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "payload"
-    return f"{where}: {first['msg']}"
+def _mixed_shape(obj: dict[str, Any]) -> PayloadError:
+    """Keys of two shapes would make the gateway drop one part silently: name them."""
+    shapes = [k for k in SHAPE_KEYS if k in obj]
+    if len(shapes) > 1:
+        return PayloadError(
+            f"payload mixes {' and '.join(repr(k) for k in shapes)}: send one shape per message "
+            "(SPEC §2.1: 'value', or 'readings', or 'values')"
+        )
+    if "readings" in obj:
+        extra = [k for k in ("hazard", "unit", "t0", "dt") if k in obj]
+        return PayloadError(f"payload has {', '.join(map(repr, extra))} beside 'readings': each reading names its own")
+    extra = [k for k in ("t0", "dt") if k in obj]
+    return PayloadError(f"payload has {', '.join(map(repr, extra))}, which belong to a 'values' series")
 
 
 def decode_readings(
@@ -116,17 +131,23 @@ def decode_readings(
     obj = load_json_object(payload)
     try:
         if "readings" in obj:
+            if not _NOT_WITH_READINGS.isdisjoint(obj):
+                raise _mixed_shape(obj)
             decoded = _decode_multi(topic, MultiReading.model_validate(obj))
         elif "values" in obj:
+            if not _NOT_WITH_VALUES.isdisjoint(obj):
+                raise _mixed_shape(obj)
             decoded = _decode_series(topic, SeriesReading.model_validate(obj))
         elif "value" in obj:
+            if not _NOT_WITH_VALUE.isdisjoint(obj):
+                raise _mixed_shape(obj)
             decoded = _decode_single(topic, SingleReading.model_validate(obj))
         else:
             raise PayloadError(
                 "payload has none of 'value', 'readings' or 'values': see SPEC §2.1 for the three shapes"
             )
     except ValidationError as exc:
-        raise PayloadError(_validation_reason(exc)) from None
+        raise PayloadError(validation_reason(exc)) from None
     for g in decoded.series:
         check_window(g.t_s, now_s, max_age_s, max_future_s)
     if decoded.points:
@@ -171,8 +192,31 @@ def _decode_series(topic: Topic, m: SeriesReading) -> DecodedReadings:
         t_s = parse_time(m.t0) + m.dt * np.arange(n, dtype=np.float64)
     else:
         raise PayloadError("series: needs 't0' and 'dt' (seconds), or 't' with one time per value")
+    _check_distinct_times(t_s, m.dt)
     values = to_canonical(key.hazard, m.unit, np.asarray(m.values, np.float64))
     return DecodedReadings([], [ChannelReadings(key, t_s, values)], m.seq)
+
+
+def _check_distinct_times(t_s: F64, dt: float | None) -> None:
+    """No two values of one series may land on the same stored millisecond (one would be lost)."""
+    if t_s.size < 2 or (dt is not None and dt >= _SURELY_DISTINCT_DT_S):
+        return
+    if dt is not None and dt < STORE_TIME_QUANTUM_S:
+        raise PayloadError(
+            f"series: dt={dt:g} s puts values less than 1 ms apart, but the store keeps whole "
+            f"milliseconds, so {t_s.size} values would overwrite each other: use dt >= 0.001 s"
+        )
+    ms = np.round(t_s * (1.0 / STORE_TIME_QUANTUM_S))  # as storage/records.py `to_ms`
+    if (ms[1:] > ms[:-1]).all():  # ascending and distinct: the usual case, no sort needed
+        return
+    ms.sort()
+    same = np.flatnonzero(ms[1:] == ms[:-1])
+    if same.size:
+        raise PayloadError(
+            f"series: {same.size} of {t_s.size} values share a millisecond with another (first at "
+            f"{rfc3339(ms[same[0]] * STORE_TIME_QUANTUM_S)}); the store keeps whole milliseconds, "
+            "so they would overwrite each other: give each value its own time"
+        )
 
 
 class StatusPayload(_Strict):
@@ -192,11 +236,11 @@ def decode_status(payload: bytes) -> StatusPayload:
     try:
         return StatusPayload.model_validate(load_json_object(payload))
     except ValidationError as exc:
-        raise PayloadError(f"status: {_validation_reason(exc)}") from None
+        raise PayloadError(f"status: {validation_reason(exc)}") from None
 
 
 def decode_ack(payload: bytes) -> AckPayload:
     try:
         return AckPayload.model_validate(load_json_object(payload))
     except ValidationError as exc:
-        raise PayloadError(f"ack: {_validation_reason(exc)}") from None
+        raise PayloadError(f"ack: {validation_reason(exc)}") from None

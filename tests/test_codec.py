@@ -168,10 +168,11 @@ def test_time_window_old_and_future() -> None:
         (b"\xff\xfe\x00", "not valid UTF-8 JSON"),
         (enc({"t": NOW, "hazard": "unobtainium", "value": 1, "unit": "ppm"}), "unknown hazard"),
         (enc({"t": NOW, "hazard": "co", "value": 1, "unit": "furlongs"}), "unit 'furlongs'"),
-        (enc({"t": NOW, "hazard": "co", "value": "NaN", "unit": "ppm"}), "finite"),
+        (enc({"t": NOW, "hazard": "co", "value": "NaN", "unit": "ppm"}), "value: must be a JSON number"),
+        (b'{"t": 1795340000, "hazard": "co", "value": 1e400, "unit": "ppm"}', "not valid UTF-8 JSON"),
         (enc({"t": NOW, "hazard": "co", "value": -5, "unit": "ppm"}), "physically impossible"),
         (enc({"t": NOW, "hazard": "o2", "value": 130, "unit": "%vol"}), "physically impossible"),
-        (enc({"t": NOW, "hazard": "co", "value": "high", "unit": "ppm"}), "value"),
+        (enc({"t": NOW, "hazard": "co", "value": "high", "unit": "ppm"}), 'value: must be a JSON number.*got "high"'),
         (enc({"t": NOW, "hazard": "co", "unit": "ppm"}), "none of"),
         (enc({"hazard": "noise", "unit": "dBA", "values": [80]}), "t0"),
         (enc({"hazard": "noise", "unit": "dBA", "t": [NOW, NOW], "values": [80]}), "2 time stamps"),
@@ -242,3 +243,157 @@ def test_status_and_ack_payloads() -> None:
     with pytest.raises(PayloadError, match="by"):
         decode_ack(enc({"alert_id": "a1"}))
     assert math.isfinite(parse_time(0))
+
+
+# -- strict payloads (issue 9 point 3, issue 15 point 6): nothing changes meaning silently ---------
+_CO = {"t": NOW, "hazard": "co", "unit": "ppm"}
+_NOISE = {"hazard": "noise", "unit": "dBA"}
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ({**_CO, "value": True}, "value: must be a JSON number.*got true"),  # was stored as 1.0 ppm
+        ({**_CO, "value": False}, "value: must be a JSON number.*got false"),
+        ({**_CO, "value": "12.5"}, 'value: must be a JSON number.*got "12.5"'),
+        ({**_CO, "value": None}, "value: must be a JSON number.*got null"),
+        ({**_CO, "value": [1]}, "value: must be a JSON number"),
+        ({**_CO, "value": 1, "seq": True}, "seq: must be a JSON integer.*got true"),  # was seq 1
+        ({**_CO, "value": 1, "seq": "7"}, 'seq: must be a JSON integer.*got "7"'),
+        ({**_CO, "value": 1, "seq": 7.5}, "seq: must be a JSON integer.*got 7.5"),
+        ({**_CO, "value": 1, "seq": -1}, "seq: Input should be greater than or equal to 0"),
+        ({**_CO, "value": 1, "seq": 2**63}, "seq: Input should be less than or equal to"),
+        ({**_CO, "value": 1, "t": True}, "t: must be epoch seconds.*got true"),
+        ({**_CO, "value": 1, "t": "1795340000"}, "not RFC 3339"),
+        ({"t": False, "readings": [{"hazard": "co", "value": 1, "unit": "ppm"}]}, "t: must be epoch"),
+        ({"t": NOW, "readings": [{"hazard": "co", "value": True, "unit": "ppm"}]}, "readings.0.value: must be a JSON"),
+        ({**_NOISE, "t0": True, "dt": 1.0, "values": [80]}, "t0: must be epoch seconds.*got true"),
+        ({**_NOISE, "t0": NOW, "dt": True, "values": [80]}, "dt: must be a JSON number.*got true"),
+        ({**_NOISE, "t0": NOW, "dt": "1", "values": [80]}, 'dt: must be a JSON number.*got "1"'),
+        ({**_NOISE, "t0": NOW, "dt": 1.0, "values": [80, True]}, "values.1: must be JSON numbers.*got true"),
+        ({**_NOISE, "t0": NOW, "dt": 1.0, "values": [80, "81"]}, 'values.1: must be JSON numbers.*got "81"'),
+        ({**_NOISE, "t": [NOW, True], "values": [80, 81]}, "t.1: must be epoch seconds.*got true"),
+    ],
+)
+def test_non_numbers_in_numeric_fields_are_dead_lettered(obj: dict[str, object], reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        decode_readings(DATA, enc(obj), NOW - 1 if obj.get("t0") is not True else NOW)
+
+
+def test_integers_are_numbers() -> None:
+    d = decode_readings(DATA, enc({**_CO, "t": int(NOW), "value": 12, "seq": 0}), NOW)
+    assert d.points[0][1:] == (NOW, 12.0) and d.seq == 0
+    s = decode_readings(DATA, enc({**_NOISE, "t0": int(NOW) - 2, "dt": 1, "values": [80, 81]}), NOW)
+    assert s.series[0].t_s.tolist() == [NOW - 2, NOW - 1]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"t": 1795340000, "hazard": "co", "value": 1, "value": 999, "unit": "ppm"}', "value"),  # stored 999
+        (b'{"t": 1795340000, "hazard": "co", "hazard": "h2s", "value": 1, "unit": "ppm"}', "hazard"),  # h2s
+        (b'{"t": "2026-11-22T09:33:20Z", "hazard": "co", "value": 1, "unit": "ppm", "unit": "ppb"}', "unit"),
+        (b'{"t": 1795340000, "t": "2026-11-22T09:33:20Z", "hazard": "co", "value": 1, "unit": "ppm"}', "t"),
+        (b'{"t":1795340000,"readings":[{"hazard":"co","value":1,"value":2,"unit":"ppm"}]}', "value"),
+        (b'{"hazard":"noise","unit":"dBA","t0":1795339990,"dt":1,"dt":2,"values":[80,81]}', "dt"),
+        (b'{"t": 1795340000, "hazard": "co", "value": 1, "unit": "ppm", "meta": {"a": 1, "a": 2}}', "a"),
+        # colons hidden in escapes (`\u003a` is ':') leave only the exact check
+        (b'{"t": "2026-11-22T09\\u003a33\\u003a20Z", "hazard": "co", "value": 1, "value": 2, "unit": "ppm"}', "value"),
+        (b'{"t": 1795340000, "h\\u0061zard": "co", "hazard": "co", "value": 1, "unit": "ppm"}', "hazard"),
+    ],
+)
+def test_duplicate_keys_are_dead_lettered(raw: bytes, key: str) -> None:
+    with pytest.raises(PayloadError, match=f'key "{key}" appears twice'):
+        decode_readings(DATA, raw, NOW)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"t": "2026-11-22T09:33:20Z", "hazard": "co", "value": 1, "unit": "ppm", "note": "a:b::c"}',
+        b'{"t": "2026-11-22T09\\u003a33:20Z", "hazard": "co", "value": 1, "unit": "ppm"}',
+        b'{"t":1795340000,"readings":[{"hazard":"co","value":1,"unit":"ppm"},{"hazard":"o2","value":20,"unit":"%vol"}]}',
+        b'{"t": 1795340000, "hazard": "co", "value": 1, "unit": "ppm", "meta": {"a": {"a": 1}, "b": [{"a": 2}]}}',
+    ],
+)
+def test_equal_keys_in_different_objects_and_colons_in_strings_are_fine(raw: bytes) -> None:
+    assert decode_readings(DATA, raw, NOW).count >= 1
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ({**_CO, "value": 1, "readings": [{"hazard": "h2s", "value": 1, "unit": "ppm"}]}, "mixes 'value' and 'read"),
+        ({**_CO, "value": 1, "values": [1, 2], "t0": NOW - 5, "dt": 1}, "mixes 'value' and 'values'"),
+        ({"t": NOW, "readings": [{"hazard": "co", "value": 1, "unit": "ppm"}], "values": [1]}, "mixes 'readings'"),
+        ({**_CO, "value": 1, "t0": NOW}, "'t0'.*belong to a 'values' series"),
+        ({**_CO, "value": 1, "dt": 1.0}, "'dt'.*belong to a 'values' series"),
+        ({"t": NOW, "hazard": "co", "readings": [{"hazard": "h2s", "value": 1, "unit": "ppm"}]}, "'hazard' beside"),
+    ],
+)
+def test_mixed_shapes_are_dead_lettered(obj: dict[str, object], reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        decode_readings(DATA, enc(obj), NOW)
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ({**_NOISE, "t0": NOW - 5, "dt": 1e-9, "values": [80, 81, 82]}, "dt=1e-09 s.*3 values would overwrite"),
+        ({**_NOISE, "t0": NOW - 5, "dt": 0.0009, "values": [80, 81]}, "dt=0.0009 s"),
+        ({**_NOISE, "t": [NOW - 2, NOW - 1, NOW - 2], "values": [80, 81, 82]}, "1 of 3 values share a millisecond"),
+        ({**_NOISE, "t": [NOW - 1, NOW - 1 + 1e-4], "values": [80, 81]}, "share a millisecond"),
+    ],
+)
+def test_series_with_equal_stored_time_stamps_are_dead_lettered(obj: dict[str, object], reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        decode_readings(DATA, enc(obj), NOW)
+
+
+def test_series_at_one_millisecond_keeps_every_value() -> None:
+    from storage.records import to_ms
+
+    d = decode_readings(DATA, enc({**_NOISE, "t0": NOW - 5, "dt": 0.001, "values": [80.0] * 1000}), NOW)
+    assert len({to_ms(t) for t in d.series[0].t_s.tolist()}) == 1000
+
+
+def test_status_and_ack_refuse_duplicate_keys_too() -> None:
+    with pytest.raises(PayloadError, match='key "state" appears twice'):
+        decode_status(b'{"state": "offline", "state": "online"}')
+    with pytest.raises(PayloadError, match='key "by" appears twice'):
+        decode_ack(b'{"alert_id": "a1", "by": "J. Petrovic", "by": "Chief Inspector"}')
+
+
+_dup_key = st.sampled_from(["t", "hazard", "value", "unit", "seq", "worker", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_fields, _dup_key, _json, st.booleans())
+def test_any_duplicate_key_is_found(obj: dict[str, object], key: str, extra: object, compact: bool) -> None:
+    """Whatever the payload, a repeated key is a dead letter naming it (orjson alone keeps the last)."""
+    try:
+        body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        dup = orjson.dumps({key: extra}, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return
+    sep = b"," if compact else b" , "
+    raw = body[:-1] + (sep if obj else b"") + dup[1:-1] + b"," + dup[1:]
+    with pytest.raises(PayloadError, match=f'key "{key}" appears twice'):
+        decode_readings(DATA, raw, NOW)
+
+
+_bad_number = st.booleans() | st.text(max_size=6) | st.none() | st.lists(st.integers(-9, 9), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["value", "seq", "t", "dt", "t0", "values"]), _bad_number)
+def test_no_non_number_is_ever_accepted_as_a_number(field: str, bad: object) -> None:
+    series = {**_NOISE, "t0": NOW - 5, "dt": 1.0, "values": [80, 81]}
+    base: dict[str, object] = series if field in ("dt", "t0", "values") else {**_CO, "value": 1}
+    obj = {**base, field: [80, bad] if field == "values" else bad}
+    try:
+        decode_readings(DATA, enc(obj), NOW)
+    except PayloadError:
+        return
+    # RFC 3339 strings are times; `"seq": null` is the same as no seq
+    assert (field == "t" and isinstance(bad, str)) or (field == "seq" and bad is None), f"{field}={bad!r} accepted"
