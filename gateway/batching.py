@@ -14,6 +14,7 @@ from gateway.codec import Topic, TopicKind, parse_topic
 from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage
 from gateway.payloads import AckPayload, StatusPayload, decode_ack, decode_readings, decode_status
+from gateway.wirejson import payload_too_big
 from rules.errors import PayloadError
 from rules.types import F64, I64, ChannelRegistry, ReadingBatch
 
@@ -67,6 +68,10 @@ def sort_messages(
     ids: ChannelCache = cache if cache is not None else {}
     out = Sorted(ReadingBatch.empty(), n_messages=len(msgs))
     for m in msgs:
+        if m.oversize_bytes:  # rejected on arrival, before any parsing (SPEC §2.1: 256 KiB)
+            error = str(payload_too_big(m.oversize_bytes))
+            out.dead.append(DeadLetter(m.topic, error, m.payload, m.received_s, m.oversize_bytes))
+            continue
         try:
             topic = parse_topic(m.topic, limits.prefix)
             if topic.kind is TopicKind.DATA:

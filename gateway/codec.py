@@ -17,6 +17,7 @@ from enum import StrEnum
 import numpy as np
 
 from rules.errors import PayloadError
+from rules.text import shorten
 from rules.types import CANONICAL_UNIT, F64, Hazard
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # SPEC §2.1
@@ -46,7 +47,7 @@ def parse_topic(topic: str, prefix: str) -> Topic:
     parts = topic.split("/")
     head = prefix.split("/")
     if parts[: len(head)] != head:
-        raise PayloadError(f"topic {topic!r} is not under the prefix {prefix!r}")
+        raise PayloadError(f"topic {shorten(topic)!r} is not under the prefix {prefix!r}")
     rest = parts[len(head) :]
     if len(rest) == 2 and rest[1] == TopicKind.ACK:
         _check_levels(topic, rest[:1])
@@ -55,7 +56,7 @@ def parse_topic(topic: str, prefix: str) -> Topic:
         _check_levels(topic, rest[:3])
         return Topic(TopicKind(rest[3]), rest[0], rest[1], rest[2])
     raise PayloadError(
-        f"topic {topic!r} is not {prefix}/{{site}}/{{zone}}/{{device}}/data|status or {prefix}/{{site}}/ack"
+        f"topic {shorten(topic)!r} is not {prefix}/{{site}}/{{zone}}/{{device}}/data|status or {prefix}/{{site}}/ack"
     )
 
 
@@ -63,7 +64,8 @@ def _check_levels(topic: str, levels: list[str]) -> None:
     for name, level in zip(("site", "zone", "device"), levels, strict=False):
         if not _LEVEL.fullmatch(level):
             raise PayloadError(
-                f"topic {topic!r}: {name} {level!r} must be 1-64 characters of letters, digits, '_', '.', '-'"
+                f"topic {shorten(topic)!r}: {name} {shorten(level, 80)!r} must be 1-64 characters of letters, "
+                "digits, '_', '.', '-'"
             )
 
 

@@ -25,6 +25,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.codec import MAX_PAYLOAD_BYTES
 from gateway.config import MqttTarget
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ RECONNECT_MIN_S = 1  # first retry after a lost connection
 RECONNECT_MAX_S = 30  # cap of paho's doubling backoff
 CONNECT_TIMEOUT_S = 15.0
 CLIENT_INFLIGHT = 1000  # our own QoS 1 publishes in flight (paho's default of 20 throttles alerts)
+OVERSIZE_HEAD_BYTES = 1024  # what is kept of a payload over the SPEC limit: enough for the dead letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class InboundMessage:
     mid: int
     generation: int  # connection the message arrived on (acks are only valid on it)
     received_s: float
+    oversize_bytes: int = 0  # > 0: the payload was over the SPEC limit; `payload` holds only its head
 
 
 class MqttEdge:
@@ -136,7 +139,12 @@ class MqttEdge:
             log.warning("MQTT connection lost (%s); paho reconnects with backoff", rc)
 
     def _on_message(self, _c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
-        msg = InboundMessage(m.topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, self._generation, time.time())
+        size = len(m.payload)
+        if size > MAX_PAYLOAD_BYTES:  # never queue or parse it: keep the head for the dead letter
+            head = bytes(m.payload[:OVERSIZE_HEAD_BYTES])
+            msg = InboundMessage(m.topic, head, m.qos, bool(m.retain), m.mid, self._generation, time.time(), size)
+        else:
+            msg = InboundMessage(m.topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, self._generation, time.time())
         self._call(self.messages.put_nowait, msg)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Any) -> None:

@@ -18,7 +18,7 @@ import orjson
 
 from alerts.types import AlertEvent
 from gateway.batching import ChannelCache, DecodeLimits, Sorted, sort_messages
-from gateway.deadletter import DeadLetter
+from gateway.deadletter import DeadLetter, DeadLetterLog
 from gateway.mqtt import InboundMessage, MqttEdge
 from gateway.observability import GatewayMetrics, dead_letter_reason
 from gateway.runtime import Runtime
@@ -61,6 +61,7 @@ class GatewayService:
         self.limits = DecodeLimits(s.topic_prefix, s.max_age_s, s.max_future_s)
         self._stopping = asyncio.Event()
         self._channels: ChannelCache = {}
+        self._dead_log = DeadLetterLog(log)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -166,8 +167,9 @@ class GatewayService:
         if not dead:
             return
         topic = f"{self.rt.settings.topic_prefix}/deadletter"
+        now = self.clock()
         for d in dead:
-            log.warning("dead letter from %s: %s", d.topic, d.error)
+            self._dead_log.record(d, now)
             self.metrics.dead_letters.labels(reason=dead_letter_reason(d.topic, d.error, STORE_TOPIC)).inc()
         await asyncio.gather(*(self.edge.publish(topic, d.to_wire(), qos=1) for d in dead))
 
@@ -192,6 +194,7 @@ class GatewayService:
         while True:
             await asyncio.sleep(TICK_S)
             now = self.clock()
+            self._dead_log.flush(now)
             refused = self.rt.take_rejected()
             await self._publish_dead([DeadLetter(STORE_TOPIC, r.reason, r.record.encode(), now) for r in refused])
             result = self.rt.engine.tick(now)

@@ -110,6 +110,7 @@ class Mosquitto(_Server):
     """A mosquitto broker; restartable with the same port and persistent state."""
 
     name: str = "mosquitto"
+    extra_conf: str = ""  # more mosquitto.conf lines (e.g. from deploy/mosquitto.conf)
 
     @property
     def url(self) -> str:
@@ -122,19 +123,19 @@ class Mosquitto(_Server):
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.dir}/\n"
-            "autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+            "autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 0\n" + self.extra_conf
         )
         self._spawn([self.binary, "-c", str(conf)])
         wait_port(self.port)
 
 
-def run_mosquitto() -> contextlib.AbstractContextManager[Mosquitto]:
+def run_mosquitto(extra_conf: str = "") -> contextlib.AbstractContextManager[Mosquitto]:
     state = Path(tempfile.mkdtemp(prefix="osh-mosq-"))
     # mosquitto started as root drops to the `mosquitto` user, which must be able to write its
     # persistence file here; otherwise it keeps sessions in memory only ("Permission denied")
     # and a broker restart loses every queued message.
     state.chmod(0o777)
-    return _running(Mosquitto(require("mosquitto", "mosquitto"), free_port(), state))
+    return _running(Mosquitto(require("mosquitto", "mosquitto"), free_port(), state, extra_conf=extra_conf))
 
 
 @dataclass

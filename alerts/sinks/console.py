@@ -7,6 +7,7 @@ from typing import TextIO
 
 from alerts.sinks.base import Delivery
 from alerts.types import AlertEvent, AlertEventKind, rfc3339
+from rules.text import printable
 from rules.types import Severity
 
 _LEVEL = {
@@ -24,7 +25,7 @@ def format_line(event: AlertEvent) -> str:
     line = f"{head} {event.hazard} {event.rule}: {event.message}"
     if event.event is AlertEventKind.RAISED and event.action:
         line += f" | do: {event.action}"
-    return f"{line} [{event.alert_id}]"
+    return printable(f"{line} [{event.alert_id}]")  # ids, ack names and notes come from the network
 
 
 class ConsoleSink:
