@@ -22,10 +22,13 @@ SEQ_RESTART_MARGIN = 1000
 
 
 def grow(a: npt.NDArray[_T], n: int, fill: float | int) -> npt.NDArray[_T]:
-    """`a` extended to length `n` with `fill` (never shrinks)."""
+    """`a` extended to at least length `n` with `fill` (never shrinks). The capacity doubles, so
+    adding devices one by one costs amortised O(1) each, not a copy of every array per device;
+    callers index by id and keep their own count (the padding is `fill`: never seen, never due)."""
     if a.shape[0] >= n:
         return a
-    return np.concatenate([a, np.full(n - a.shape[0], fill, dtype=a.dtype)])
+    cap = max(n, 2 * a.shape[0])
+    return np.concatenate([a, np.full(cap - a.shape[0], fill, dtype=a.dtype)])
 
 
 def outside_range(channel: I64, value: F64, lo: F64, hi: F64) -> BOOL:

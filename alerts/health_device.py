@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 from alerts.health_checks import SeqGap
 from alerts.health_meta import DAY_S, DeviceTable, parse_calibration
 from alerts.health_policy import HealthPolicy
+from alerts.health_storm import OfflineGroups, member_id
 from alerts.lifecycle import AlertBook
 from alerts.messages import fmt_duration
 from alerts.types import AlertEvent
@@ -28,6 +29,7 @@ class DeviceChecks:
         self.policy = policy
         self.devices = DeviceTable()
         self.counts: Counter[str] = Counter()
+        self.groups = OfflineGroups(book, policy.storm_devices, policy.storm_window_s)
 
     def _device(self, site: str, zone: str, device: str) -> int:
         """Device id; a new device takes over alerts left open by a restored alert book."""
@@ -35,7 +37,7 @@ class DeviceChecks:
         dev = d.index(site, zone, device)
         if len(d) > before:
             subject = d.subjects[dev]
-            d.offline[dev] = self.book.is_open(subject, OFFLINE)
+            d.offline[dev] = self.book.is_open(subject, OFFLINE) or self.groups.is_member(site, zone, device)
             d.cal_open[dev] = self.book.is_open(subject, CAL)
             gap = self.book.open_alert(subject, GAP)
             if gap is not None:
@@ -59,8 +61,13 @@ class DeviceChecks:
         subject = d.subjects[dev]
         if state == "offline":
             text = f"{device} reported offline (status topic / Last Will)"
-            events += self.book.raise_health(subject, OFFLINE, t_s=t_s, now_s=now_s, message=text)
-            d.offline[dev] = True
+            if not d.offline[dev]:
+                events += self._offline(
+                    [dev],
+                    t_s,
+                    now_s,
+                    lambda _: self.book.raise_health(subject, OFFLINE, t_s=t_s, now_s=now_s, message=text),
+                )
         elif state == "online":
             d.last_seen_wall[dev] = now_s
             events += self._back_online(dev, t_s, now_s, f"{device} reported online again")
@@ -77,8 +84,31 @@ class DeviceChecks:
 
     def _back_online(self, dev: int, t_s: float, now_s: float, text: str) -> list[AlertEvent]:
         d = self.devices
-        events = self.book.clear_health(d.subjects[dev], OFFLINE, t_s=t_s, now_s=now_s, message=text)
-        d.offline[dev] = self.book.is_open(d.subjects[dev], OFFLINE)
+        s = d.subjects[dev]
+        events = self.groups.back(s.site, s.zone, s.device, t_s, now_s)
+        events += self.book.clear_health(s, OFFLINE, t_s=t_s, now_s=now_s, message=text)
+        d.offline[dev] = self.book.is_open(s, OFFLINE)
+        return events
+
+    def _offline(
+        self, devs: Sequence[int], t_s: float, now_s: float, raise_one: Callable[[int], list[AlertEvent]]
+    ) -> list[AlertEvent]:
+        """Devices that went offline: one alert each, or, when many of a site fail together,
+        one site-level alert for them all (alerts/health_storm.py)."""
+        d = self.devices
+        by_site: dict[str, list[int]] = {}
+        for dev in devs:
+            by_site.setdefault(d.subjects[dev].site, []).append(dev)
+        events: list[AlertEvent] = []
+        for site, group in by_site.items():
+            d.offline[group] = True
+            if self.groups.fold_now(site, len(group), now_s):
+                members = [member_id(d.subjects[dev].zone, d.subjects[dev].device) for dev in group]
+                events += self.groups.fold(site, members, t_s, now_s)
+                self.counts["offline_grouped"] += len(group)
+                continue
+            for dev in group:
+                events += raise_one(dev)
         return events
 
     # ---- readings --------------------------------------------------------------------------
@@ -121,18 +151,19 @@ class DeviceChecks:
         interval = np.where(np.isnan(d.interval_s), p.default_interval_s, d.interval_s)
         limit = np.maximum(p.offline_k * interval, p.min_silence_s)
         silent_s = now_s - d.last_seen_wall
-        events: list[AlertEvent] = []
-        for dev in np.flatnonzero(~d.offline & (silent_s > limit)).tolist():
-            subject = d.subjects[dev]
+
+        def raise_one(dev: int) -> list[AlertEvent]:
             text = (
-                f"{subject.device} silent for {fmt_duration(float(silent_s[dev]))} "
+                f"{d.subjects[dev].device} silent for {fmt_duration(float(silent_s[dev]))} "
                 f"(expected a reading every {fmt_duration(float(interval[dev]))})"
             )
-            events += self.book.raise_health(
-                subject, OFFLINE, t_s=now_s, now_s=now_s, message=text,
+            return self.book.raise_health(
+                d.subjects[dev], OFFLINE, t_s=now_s, now_s=now_s, message=text,
                 value=float(silent_s[dev]), threshold=float(limit[dev]), unit="s",
             )  # fmt: skip
-            d.offline[dev] = True
+
+        silent = np.flatnonzero(~d.offline & (silent_s > limit)).tolist()
+        events = self._offline(silent, now_s, now_s, raise_one)
         return events + self._calibration(np.arange(len(d)), now_s)
 
     def _calibration(self, devs: I64, now_s: float) -> list[AlertEvent]:

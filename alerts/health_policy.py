@@ -36,6 +36,11 @@ DEFAULT_STUCK_HAZARDS: frozenset[str] = frozenset({Hazard.NOISE, Hazard.CO2, Haz
 #: 30 CFR 75.351(n): CO and CH4 sensors calibrated at intervals not exceeding 31 days.
 CALIBRATION_INTERVAL_DAYS = 31.0
 
+#: Offline alerts of one site within STORM_WINDOW_S before they are folded into one site-level
+#: alert. Ten separate alerts are still readable on a board; twenty thousand bury a real alarm.
+STORM_DEVICES = 10
+STORM_WINDOW_S = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class HealthPolicy:
@@ -48,6 +53,8 @@ class HealthPolicy:
       least `min_silence_s`, without a reading → `offline`; a status `offline` (Last Will) too.
     - `gap_clear_s`: a `gap` alert clears after this long (event time) without a new gap.
     - `calibration_days`: `calibrated_on` older than this → `calibration_due`.
+    - `storm_devices` / `storm_window_s`: that many devices of one site going offline within the
+      window → one site-level alert for all of them (alerts/health_storm.py).
     """
 
     sensor_range: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_SENSOR_RANGE))
@@ -59,6 +66,8 @@ class HealthPolicy:
     min_silence_s: float = 30.0
     gap_clear_s: float = 600.0
     calibration_days: float = CALIBRATION_INTERVAL_DAYS
+    storm_devices: int = STORM_DEVICES
+    storm_window_s: float = STORM_WINDOW_S
 
     def silence_limit_s(self, interval_s: float | None) -> float:
         return max(self.offline_k * (interval_s or self.default_interval_s), self.min_silence_s)

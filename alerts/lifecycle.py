@@ -14,7 +14,7 @@ Not thread-safe: the gateway calls it from one task.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -248,6 +248,40 @@ class AlertBook(BookCore):
         state.value, state.threshold, state.last_t_s = value, threshold, max(state.last_t_s, t_s)
         state.message = message + (flap_suffix(state.flaps, self.policy.flap_window_s) if state.flaps else "")
         return [self._raise(state, t_s, now_s)]
+
+    def raise_group(
+        self, subject: AlertSubject, rule: RuleKind, members: Sequence[str], *, t_s: float, now_s: float,
+        message: Callable[[Sequence[str]], str],
+    ) -> list[AlertEvent]:  # fmt: skip
+        """Open a malfunction alert about many `members` (devices), or add them to the open one
+        (no event then: its value, the member count, is updated). `message(members)` words it."""
+        state = self._open.get((subject, rule))
+        if state is not None and state.members is not None:
+            state.members.update(dict.fromkeys(members))
+            state.observe(float(len(state.members)))
+            state.last_t_s, state.clear_since_s = max(state.last_t_s, t_s), None
+            return []
+        events = self.raise_health(
+            subject, rule, t_s=t_s, now_s=now_s, message=message(members), value=float(len(members)), unit="devices"
+        )
+        self._open[(subject, rule)].members = dict.fromkeys(members)
+        return [replace(ev, devices=self._open[(subject, rule)].listed_members()) for ev in events]
+
+    def group_members(self, subject: AlertSubject, rule: RuleKind) -> Mapping[str, None]:
+        """The members of the open group alert on the key (empty when there is none)."""
+        state = self._open.get((subject, rule))
+        return {} if state is None or state.members is None else state.members
+
+    def leave_group(
+        self, subject: AlertSubject, rule: RuleKind, member: str, *, t_s: float, now_s: float, message: str
+    ) -> list[AlertEvent]:
+        """`member` is healthy again; the group alert clears with its last member."""
+        state = self._open.get((subject, rule))
+        if state is None or state.members is None or member not in state.members:
+            return []
+        del state.members[member]
+        state.value = float(len(state.members))
+        return [] if state.members else [self._clear(state, t_s, now_s, message)]
 
     def clear_health(
         self, subject: AlertSubject, rule: RuleKind, *, t_s: float, now_s: float, message: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -12,6 +13,9 @@ from rules.types import ChannelKey, RuleKind, Severity
 #: `hazard` of health alerts about a whole device (offline, gap, calibration of all sensors);
 #: the retained topic is then `P/{site}/alarms/{zone}/{device}/device/{rule}`.
 DEVICE_HAZARD = "device"
+#: At most this many member ids in a group alert's event: 2,000 ids of up to 64 characters stay
+#: well below the 256 KiB payload limit of SPEC §2.1 (a broker with max_packet_size refuses more).
+MAX_LISTED_MEMBERS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,7 @@ class AlertState:
     flaps: int = 0
     cleared_at_s: float | None = None
     cleared_wall_s: float | None = None
+    members: dict[str, None] | None = None  # a group alert's devices (an ordered set), else None
 
     @property
     def key(self) -> AlertKey:
@@ -112,8 +117,14 @@ class AlertState:
             site=s.site, zone=s.zone, device=s.device, hazard=s.hazard, worker=s.worker,
             value=self.value, threshold=self.threshold, unit=self.unit, t_s=t_s, since_s=self.since_s,
             profile=self.profile, limit_source=self.source, action=self.action, message=message,
-            by=by, note=note,
+            by=by, note=note, devices=self.listed_members(),
         )  # fmt: skip
+
+    def listed_members(self) -> tuple[str, ...] | None:
+        """The first `MAX_LISTED_MEMBERS` members (the count is the alert's value)."""
+        if self.members is None:
+            return None
+        return tuple(itertools.islice(self.members, MAX_LISTED_MEMBERS))
 
     def view(self) -> OpenAlert:
         return OpenAlert(

@@ -54,6 +54,9 @@ class AlertEvent:
     audit_seq: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
+    # A site-level alert about many devices (alerts/health_storm.py): the ids it covers. Not
+    # hashed and not stored (the message names the count and the first ids); omitted when None.
+    devices: tuple[str, ...] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object of SPEC §2.2 (times as RFC 3339 strings)."""
@@ -63,6 +66,10 @@ class AlertEvent:
         d["event"] = str(self.event)
         d["severity"] = str(self.severity)
         d["rule"] = str(self.rule)
+        if self.devices is None:
+            del d["devices"]
+        else:
+            d["devices"] = list(self.devices)
         return d
 
     def alarm_topic_suffix(self) -> str:

@@ -22,7 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from alerts.health_policy import HealthPolicy
+from alerts.health_policy import STORM_DEVICES, STORM_WINDOW_S, HealthPolicy
 from alerts.policy import DEFAULT_ESCALATE_AFTER_S, AlertPolicy
 from alerts.sinks.config import ConsoleConfig, SinksConfig
 from rules.errors import ConfigError
@@ -66,6 +66,8 @@ class HealthSettings(BaseModel):
     default_interval_s: float = Field(default=60.0, gt=0)
     stuck_after_s: float = Field(default=1800.0, gt=0)
     calibration_days: float = Field(default=31.0, gt=0)  # 30 CFR 75.351(n)
+    storm_devices: int = Field(default=STORM_DEVICES, ge=1)  # offline devices of a site folded into one alert
+    storm_window_s: float = Field(default=STORM_WINDOW_S, gt=0)
 
     def policy(self) -> HealthPolicy:
         return HealthPolicy(**self.model_dump())  # the field names are HealthPolicy's own

@@ -21,8 +21,10 @@ from gateway.batching import ChannelCache, DecodeLimits, Sorted, sort_messages
 from gateway.deadletter import DeadLetter, DeadLetterLog
 from gateway.mqtt import InboundMessage, MqttEdge
 from gateway.observability import GatewayMetrics, dead_letter_reason
+from gateway.publisher import AlertPublisher
 from gateway.runtime import Runtime
 from rules.errors import OshError
+from rules.types import Severity
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class GatewayService:
         self._stopping = asyncio.Event()
         self._channels: ChannelCache = {}
         self._dead_log = DeadLetterLog(log)
+        self.publisher = AlertPublisher(edge)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -71,6 +74,7 @@ class GatewayService:
             ingest = tg.create_task(self._ingest_loop(), name="ingest")
             ticker = tg.create_task(self._tick_loop(), name="tick")
             sinks = tg.create_task(self.rt.run_sinks(self._stopping), name="sinks")
+            tg.create_task(self.publisher.run(self._stopping), name="alert-publisher")
             await self._stopping.wait()
             ingest.cancel()
             ticker.cancel()
@@ -182,11 +186,13 @@ class GatewayService:
         for ev in events:
             self.metrics.alert_events.labels(severity=str(ev.severity), event=str(ev.event)).inc()
         prefix = self.rt.settings.topic_prefix
-        for ev in events:
-            self.edge.publish_nowait(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), qos=1)
+        for ev in events:  # production order within a lane: each alert's events stay in order
+            urgent = ev.severity is not Severity.MALFUNCTION
+            self.publisher.submit(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), urgent=urgent)
             state = self.rt.alerts.retained_state(ev)
             if state is not None:  # None: a newer alert owns that topic now; leave it alone
-                self.edge.publish_nowait(f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}", state, qos=1, retain=True)
+                topic = f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}"
+                self.publisher.submit(topic, state, urgent=urgent, retain=True)
         if deliver:
             self.rt.deliver(events)
 

@@ -1,7 +1,9 @@
 """Routes alert events to sinks; each sink has its own bounded queue and task.
 
 `submit()` never awaits and never blocks: a slow or dead sink only fills its own queue, so ingest
-and the other sinks go on. A delivery is retried with capped jittered backoff; when it finally
+and the other sinks go on. Each queue has two lanes: warnings, alarms and critical events are
+delivered before `malfunction` events queued earlier (alerts/sinks/lanes.py).
+A delivery is retried with capped jittered backoff; when it finally
 fails, the sink is reported as a `malfunction` alert (rule `offline`, hazard `sink`, zone
 `gateway`, device = sink name) through the `AlertBook`, sent to the *other* sinks, and cleared
 when the sink delivers again. A full queue drops its oldest delivery (counted, and reported the
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from alerts.lifecycle import AlertBook
 from alerts.sinks.base import Delivery, RetryPolicy, Sink
+from alerts.sinks.lanes import DeliveryLanes
 from alerts.state import AlertSubject
 from alerts.types import AlertEvent, AlertEventKind
 from rules.errors import SinkError
@@ -52,7 +55,7 @@ class _Lane:
     def __init__(self, sink: Sink, routes: Sequence[Route], size: int) -> None:
         self.sink = sink
         self.routes = routes
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=size)
+        self.queue = DeliveryLanes(size)  # alarms before malfunctions
         self.task: asyncio.Task[None] | None = None
 
     def wants(self, event: AlertEvent) -> bool:
@@ -97,8 +100,7 @@ class Dispatcher:
             if name in exclude or not lane.wants(event):
                 continue
             if lane.queue.full():
-                lane.queue.get_nowait()
-                lane.queue.task_done()
+                lane.queue.drop_oldest()
                 self.counts[f"dropped:{name}"] += 1
                 self._sink_failed(lane, event.site, "its queue is full (sink too slow or down)")
             lane.queue.put_nowait(delivery)
