@@ -132,6 +132,7 @@ HEALTH_SOURCE: dict[RuleKind, str] = {
     RuleKind.STUCK: "30 CFR 75.351(c)(1): malfunction signal (sensor output not varying)",
     RuleKind.GAP: "30 CFR 75.351(c)(1): malfunction signal (readings lost in transmission)",
     RuleKind.CALIBRATION_DUE: "30 CFR 75.351(n): calibration at intervals of at most 31 days",
+    RuleKind.NOT_JUDGED: "oshmon configuration: the site's limit profile has no limit for this hazard",
 }
 
 #: What the officer should do about a health alert, per rule.
@@ -143,4 +144,15 @@ HEALTH_ACTION: dict[RuleKind, str] = {
     RuleKind.STUCK: "Treat its readings as unreliable; bump-test the sensor and check it is open to the air",
     RuleKind.GAP: "Check the device's network link and buffering; readings in the gap count as no data",
     RuleKind.CALIBRATION_DUE: "Calibrate the sensor with a known gas concentration; record the calibration",
+    RuleKind.NOT_JUDGED: (
+        "No reading of this hazard raises an alarm: give the site a profile that has its limits "
+        "([sites.NAME] profile), or add the limits of your national law with their sources in a "
+        "profile file (docs/exposure.md); until then have the readings checked by a person"
+    ),
 }
+
+
+def not_judged_message(hazard: str, site: str, profile: str) -> str:
+    """ "CH4 readings from kop-1 are not judged: profile eu has no ch4 limit" """
+    name = HAZARD_NAME.get(hazard, hazard)
+    return f"{name} readings from {site} are not judged: profile {profile} has no {hazard} limit"

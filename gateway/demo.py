@@ -37,48 +37,10 @@ from rules.errors import OshError
 from simulators import MineSpec, apaced, live_start, scenario, simulate
 from storage.base import HistoryQuery, RecordKind
 
-#: A site profile for the demo: the EU limits plus the methane and oxygen thresholds of US law
-#: (30 USC 863, 30 CFR 75.321), because the EU sets none (see rules/profiles/eu.toml). Each
-#: limit keeps its real source; a real mine writes its national levels the same way.
-DEMO_PROFILE = """
-name = "demo-mine"
-title = "Demo mine: EU limits, with methane and oxygen levels taken from 30 USC 863 / 30 CFR 75.321"
-extends = "eu"
-
-[[limit]]
-hazard = "ch4"
-rule = "level"
-severity = "alarm"
-threshold = 1.0
-unit = "%vol"
-clear_at = 1.0
-label = "methane 1.0 %"
-source = "30 USC 863(h)(2); 30 CFR 75.323(b)(1) (adopted by this site)"
-action = "Change the ventilation at once; cut power to face equipment; no other work until below 1.0 %."
-
-[[limit]]
-hazard = "ch4"
-rule = "level"
-severity = "critical"
-threshold = 1.5
-unit = "%vol"
-clear_at = 1.0
-label = "methane 1.5 % (withdraw)"
-source = "30 USC 863(h)(2); 30 CFR 75.323(b)(2) (adopted by this site)"
-action = "Withdraw everyone from the area and cut off all power until methane is below 1.0 %."
-
-[[limit]]
-hazard = "o2"
-rule = "level"
-severity = "critical"
-threshold = 19.5
-unit = "%vol"
-direction = "below"
-clear_at = 19.5
-label = "oxygen below 19.5 %"
-source = "30 CFR 75.321(a)(1) (adopted by this site)"
-action = "Withdraw persons; re-enter only with breathing apparatus; restore ventilation and find the cause."
-"""
+#: The demo's limit profile: shipped with oshmon (rules/profiles/eu-mine.toml), the EU limits plus
+#: methane, oxygen and CO2 levels of US coal mine law, each with its real source. The same
+#: profile is the README's first-run choice: methane and oxygen are judged out of the box.
+DEMO_PROFILE = "eu-mine"
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -113,17 +75,13 @@ class DemoResult:
 
 def demo_settings(opts: DemoOptions) -> Settings:
     """The demo's settings; the broker's URL is filled in once the embedded broker runs."""
-    profiles = opts.out / "profiles"
-    profiles.mkdir(parents=True, exist_ok=True)
-    (profiles / "demo-mine.toml").write_text(DEMO_PROFILE)
     return load_settings(
         None,
         mqtt_client_id="oshmon-demo-gateway",
         store="sqlite",
         sqlite_path=opts.out / "oshmon.sqlite",
         state_dir=opts.out / "state",
-        profile="demo-mine",
-        profile_dirs=[profiles],
+        profile=DEMO_PROFILE,
         log_level="WARNING",
         sinks=SinksConfig(),  # the demo prints what arrives over MQTT itself
     )

@@ -33,6 +33,7 @@ from gateway.batching import Sorted
 from gateway.checkpoint import ALERT_CHECKPOINT, Checkpoint, load_alerts
 from gateway.cli_text import open_alert_lines, width
 from gateway.config import Settings
+from gateway.coverage import CoverageWatch, log_site_profiles
 from gateway.state_dir import LEGACY_STATE_DIR
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError
@@ -120,6 +121,8 @@ class Runtime:
     rejected: list[Rejected] = field(default_factory=list)  # refused by the store for good
     audit: AuditChain = field(default_factory=AuditChain)
     ckpt: Checkpoint | None = None
+    coverage: CoverageWatch | None = None  # not_judged configuration alerts (gateway/coverage.py)
+    pending: list[AlertEvent] = field(default_factory=list)  # raised at start-up, emitted on the first tick
     _next_health_s: float = 0.0
     _dirty: bool = field(default=False)
 
@@ -143,7 +146,11 @@ class Runtime:
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
         rt = cls(settings, book, engine, alerts, store, health, sinks, side, rejected, ckpt=ckpt)
         rt.audit = _restore_chain(store, settings.mqtt_client_id)
-        rt.rebuild_engine(time.time())
+        log_site_profiles(book, settings.profile, site_configs(settings))
+        rt.coverage = CoverageWatch(book, engine.profile_of)
+        now = time.time()
+        rt.pending = rt.coverage.reconcile(alerts, now)
+        rt.rebuild_engine(now)
         return rt
 
     def record_events(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
@@ -221,8 +228,15 @@ class Runtime:
         if result.exposures:
             self.store.write_exposures([self._flag_faulty(r) for r in result.exposures])
         events = self.alerts.on_conditions(result.conditions, self.engine.registry, self.book.limits, now_s)
+        events += self.unjudged(now_s)
         self._dirty = self._dirty or bool(events)
         return events
+
+    def unjudged(self, now_s: float) -> list[AlertEvent]:
+        """`not_judged` alerts for hazards first measured at a site whose profile has no limit for them."""
+        if self.coverage is None:
+            return []
+        return self.coverage.check(self.engine.registry, self.alerts, now_s)
 
     def _flag_faulty(self, rec: ExposureRecord) -> ExposureRecord:
         """Mark a shift figure computed while its sensor had a malfunction alert open."""
@@ -252,7 +266,8 @@ class Runtime:
         return ev, None
 
     def tick_alerts(self, now_s: float) -> list[AlertEvent]:
-        events = self.alerts.tick(now_s) + self.health.check(now_s) + self.store_health(now_s)
+        events, self.pending = self.pending, []
+        events += self.unjudged(now_s) + self.alerts.tick(now_s) + self.health.check(now_s) + self.store_health(now_s)
         self._dirty = self._dirty or bool(events) or bool(self.side_events)
         if self._dirty:
             self.checkpoint(force=False)
@@ -317,6 +332,10 @@ def describe_status(settings: Settings) -> str:
         lines.append(f"open alerts: {len(data.get('open', []))}")
         for a in data.get("open", []):
             lines += open_alert_lines(a, width())
+        unjudged = [a.get("subject") or {} for a in data.get("open", []) if a.get("rule") == RuleKind.NOT_JUDGED]
+        if unjudged:
+            lines.append("hazards measured but not judged (no limit in the site's profile):")
+            lines += [f"  {u.get('site')}: {u.get('hazard')} (profile {u.get('device')})" for u in unjudged]
     spool = settings.state_path / "spool"
     if spool.exists():
         size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())

@@ -20,7 +20,7 @@ from rules.errors import ConfigError
 from rules.exposure import STEL_WINDOW_S
 from rules.kernel import Seq
 from rules.mixtures import MixtureIndex
-from rules.profiles import ProfileBook, SiteConfig
+from rules.profiles import ProfileBook, SiteConfig, profile_of_site
 from rules.results import ConditionBatch, EngineResult, ExposureRecord
 from rules.shifts import SiteBook
 from rules.state import BIN_S, ChannelState, bins_for, live_spec, meta_spec, ring_size, track_spec
@@ -92,8 +92,7 @@ class ExposureEngine:
             st["sound"][c] = key.hazard in SOUND_LEVEL_HAZARDS
 
     def profile_of(self, site: str) -> str:
-        cfg = self.sites.configs.get(site)
-        return cfg.profile if cfg is not None and cfg.profile else self.default_profile
+        return profile_of_site(self.sites.configs, self.default_profile, site)
 
     # -- batches ----------------------------------------------------------------------------------
     def ingest(self, batch: ReadingBatch) -> EngineResult:

@@ -21,9 +21,20 @@ from rules.results import Direction, Limit
 from rules.shifts import SiteConfig
 from rules.types import Hazard, RuleKind, Severity
 
-__all__ = ["Mixture", "NoiseParams", "Profile", "ProfileBook", "SiteConfig", "describe_limits"]
+__all__ = [
+    "Mixture",
+    "NoiseParams",
+    "Profile",
+    "ProfileBook",
+    "SiteConfig",
+    "describe_limits",
+    "profile_of_site",
+    "unjudged_hazards",
+]
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
+#: Rules whose limits judge a hazard's readings (a mixture or projection alone does not).
+JUDGING_RULES = (RuleKind.LEVEL, RuleKind.STEL, RuleKind.TWA, RuleKind.LEX8H, RuleKind.DOSE)
 _MAX_EXTENDS_DEPTH = 16
 
 
@@ -67,6 +78,10 @@ class Profile:
 
     def rules_for(self, hazard: Hazard) -> tuple[RuleKind, ...]:
         return tuple(r for (h, r) in self._tiers if h is hazard)
+
+    def judges(self, hazard: Hazard) -> bool:
+        """Does any limit of this profile judge readings of `hazard` (level, STEL, TWA, noise)?"""
+        return any(self._tiers.get((hazard, r)) for r in JUDGING_RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,3 +295,19 @@ def describe_limits(book: ProfileBook, profile: str) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def profile_of_site(sites: Mapping[str, SiteConfig], default_profile: str, site: str) -> str:
+    """The limit profile that judges a site: its own (`[sites.NAME] profile`), else the default."""
+    cfg = sites.get(site)
+    return cfg.profile if cfg is not None and cfg.profile else default_profile
+
+
+def unjudged_hazards(book: ProfileBook, profile: str, measured: Iterable[Hazard] | None = None) -> tuple[Hazard, ...]:
+    """Hazards (of `measured`, default every hazard) that `profile` has no limit for, in SPEC
+    order: their readings are stored but never raise an exposure alert. The gateway raises a
+    `not_judged` configuration alert per site and hazard measured; boards and reports can ask
+    the same question with this function (site → profile: `profile_of_site`)."""
+    prof = book.profile(profile)
+    wanted = set(Hazard) if measured is None else set(measured)
+    return tuple(h for h in Hazard if h in wanted and not prof.judges(h))

@@ -87,6 +87,7 @@ class RuleKind(StrEnum):
     GAP = "gap"
     MIXTURE = "mixture"  # Σ Ci/Li of the gases a profile groups (29 CFR 1910.1000(d)(2)(i))
     TWA_PROJECTED = "twa_projected"  # shift TWA projected to the shift's end: an early warning
+    NOT_JUDGED = "not_judged"  # a measured hazard has no limit in the site's profile (configuration)
 
 
 #: Rule codes used in columnar arrays (`ConditionBatch.rule`).

@@ -27,10 +27,29 @@ def tiers(book: ProfileBook, profile: str, hazard: Hazard, rule: RuleKind) -> li
 
 
 def test_builtin_names(book: ProfileBook) -> None:
-    assert {"eu", "us-msha"} <= set(book.names())
+    assert {"eu", "eu-mine", "us-msha", "rs-mining", "kz-mining"} <= set(book.names())
 
 
-@pytest.mark.parametrize("profile", ["eu", "us-msha"])
+@pytest.mark.parametrize("profile", ["rs-mining", "kz-mining"])
+def test_national_mining_profiles_ship_no_unsourced_number(book: ProfileBook, profile: str) -> None:
+    """Issue 13: no Serbian or Kazakh number could be read in a primary text, so none is shipped;
+    the file names the acts (and says so) instead of inventing values."""
+    assert book.profile(profile).limit_ids == ()
+    text = (Path(__file__).parent.parent / "rules" / "profiles" / f"{profile}.toml").read_text()
+    assert "SHIPS NO NUMBERS" in text
+    assert ("Sl. list SFRJ" in text and "Sl. glasnik RS" in text) if profile == "rs-mining" else ("№ 352" in text)
+
+
+def test_eu_mine_judges_methane_and_oxygen_with_us_sources(book: ProfileBook) -> None:
+    assert tiers(book, "eu-mine", Hazard.CH4, RuleKind.LEVEL) == [(1.0, Severity.ALARM), (1.5, Severity.CRITICAL)]
+    assert tiers(book, "eu-mine", Hazard.O2, RuleKind.LEVEL) == [(19.5, Severity.CRITICAL)]
+    assert tiers(book, "eu-mine", Hazard.CO, RuleKind.STEL) == tiers(book, "eu", Hazard.CO, RuleKind.STEL)
+    for hazard in (Hazard.CH4, Hazard.O2):
+        for i in book.profile("eu-mine").tiers(hazard, RuleKind.LEVEL):
+            assert "30 " in book.limits[i].source and "US federal" in book.limits[i].source
+
+
+@pytest.mark.parametrize("profile", ["eu", "eu-mine", "us-msha"])
 def test_every_limit_has_source_action_label(book: ProfileBook, profile: str) -> None:
     for i in book.profile(profile).limit_ids:
         lim = book.limits[i]
@@ -90,7 +109,7 @@ def _confirmed_values() -> set[tuple[str, float]]:
 
 
 @pytest.mark.skipif(not LIMITS_CSV.exists(), reason="reference limits.csv not available")
-@pytest.mark.parametrize(("profile", "regimes"), [("eu", {"EU"}), ("us-msha", {"US"})])
+@pytest.mark.parametrize(("profile", "regimes"), [("eu", {"EU"}), ("us-msha", {"US"}), ("eu-mine", {"EU", "US"})])
 def test_only_confirmed_numbers_are_shipped(book: ProfileBook, profile: str, regimes: set[str]) -> None:
     """Every shipped threshold appears as a confirmed=yes value of its regime in limits.csv."""
     confirmed = {v for r, v in _confirmed_values() if r in regimes}
