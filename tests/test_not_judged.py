@@ -164,3 +164,24 @@ def test_demo_scenario_under_its_shipped_profile_judges_methane(mosquitto: Mosqu
     raised = {(a["rule"], a["severity"]) for a in alerts if a["hazard"] == "ch4" and a["event"] == "raised"}
     assert ("level", "alarm") in raised or ("level", "critical") in raised
     assert not [a for a in alerts if a["rule"] == "not_judged" and a["hazard"] in ("ch4", "o2")]
+
+
+@pytest.mark.integration
+def test_restart_raises_nothing_twice_and_a_profile_that_judges_clears(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    col = Collector(mosquitto.port, ["osh/kop-1/alerts"])
+    pub = Publisher(mosquitto.port)
+    reading = {"t": T0, "hazard": "ch4", "value": 0.4, "unit": "%vol"}
+    try:
+        for n, profile in enumerate(("eu", "eu", "eu-mine")):
+            env = {**env_for(mosquitto, tmp_path, profile), "OSH_MQTT_CLIENT_ID": "gw-restart"}
+            with gateway(env, mosquitto.port, tmp_path / f"gw{n}.log") as gw:
+                pub.send("osh/kop-1/face-1/gd-1/data", {**reading, "t": T0 + 10 * n})
+                time.sleep(2.5)  # a batch and two ticks
+                assert gw.stop() == 0, gw.tail()
+        events = [(a["event"], a["profile"]) for a in col.json_on("/alerts") if a["rule"] == "not_judged"]
+        assert events == [("raised", "eu"), ("cleared", "eu")], events
+        cleared = next(a for a in col.json_on("/alerts") if a["event"] == "cleared")
+        assert "judged now: profile eu-mine" in cleared["message"]
+    finally:
+        col.close()
+        pub.close()
