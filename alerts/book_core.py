@@ -11,18 +11,19 @@ from typing import Any, Self
 
 import numpy as np
 
+from alerts.acks import ACK_IDS_MAX, ACK_REPLAY_WINDOW_S, clean_ack
 from alerts.book_io import faults_from_json, faults_to_json
-from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.errors import DuplicateAckError, InvalidAckError, SnapshotError, UnknownAlertError
 from alerts.ids import new_alert_id
 from alerts.messages import ack_message, escalate_message
 from alerts.policy import AlertPolicy
 from alerts.state import AlertKey, AlertState, AlertSubject, OpenAlert
-from alerts.types import AlertEvent, AlertEventKind
+from alerts.types import AlertEvent, AlertEventKind, rfc3339
 from rules.results import Limit
 from rules.types import HEALTH_RULES, RuleKind
 
-ACK_NAME_MAX = 120
-ACK_NOTE_MAX = 2000
+#: An acknowledgement applied this much later than the officer made it says so in its message.
+ACK_LATE_S = 2.0
 SNAPSHOT_VERSION = 1
 
 Tiers = dict[tuple[str, str, RuleKind], Limit]
@@ -40,6 +41,7 @@ class BookCore:
         self._cleared_by_key: dict[AlertKey, str] = {}
         self._faults: dict[AlertSubject, list[tuple[float, float]]] = {}  # cleared health intervals
         self.counts: Counter[str] = Counter()
+        self._ack_ids: dict[str, float] = {}  # recent ack ids → when recorded (replays are refused)
         self._version = 0
         self._key_cache: tuple[int, int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
         self._tier_cache: tuple[Sequence[Limit], int, Tiers] | None = None
@@ -126,22 +128,63 @@ class BookCore:
         text = escalate_message(now_s - state.armed_wall_s, state.message)
         return state.event(AlertEventKind.ESCALATED, now_s, text)
 
-    def acknowledge(self, alert_id: str, by: str, note: str | None, now_s: float) -> AlertEvent:
-        """Record who acknowledged an open (or recently cleared) alert, and why; stops escalation."""
-        name = (by or "").strip()
-        text = (note or "").strip() or None
-        if not name:
-            raise InvalidAckError('an acknowledgement needs the name of the person (--by / "by")')
-        if len(name) > ACK_NAME_MAX or (text is not None and len(text) > ACK_NOTE_MAX):
-            raise InvalidAckError(
-                f"acknowledgement too long: name at most {ACK_NAME_MAX}, note at most {ACK_NOTE_MAX} characters"
-            )
-        state = self._by_id.get(alert_id) or self._cleared.get(alert_id)
-        if state is None:
-            raise UnknownAlertError(alert_id)
-        state.acked_by, state.acked_at_s, state.ack_note, state.deadline_s = name, now_s, text, None
+    def acknowledge(
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        now_s: float,
+        *,
+        site: str | None = None,
+        at_s: float | None = None,
+        ack_id: str | None = None,
+    ) -> AlertEvent:
+        """Record who acknowledged an open alert, and why; stops escalation.
+
+        `site`: the site of the ack topic it came on (it must be the alert's own); `at_s`: when the
+        officer acknowledged (the event's time, kept between the latest raise and `now_s`);
+        `ack_id`: the sender's id of this acknowledgement. A repeat (same ack id, or the same
+        person and note as the acknowledgement in force) raises `DuplicateAckError`: no new event."""
+        name, text = clean_ack(by, note)
+        state = self._ack_target(alert_id, site)
+        if ack_id is not None and ack_id in self._ack_ids:
+            raise DuplicateAckError(f"duplicate acknowledgement: ack id {ack_id[:64]!r} of alert {alert_id} was "
+                                    "already recorded; nothing changed")  # fmt: skip
+        if state.acked_at_s is not None and (state.acked_by, state.ack_note) == (name, text):
+            raise DuplicateAckError(f"duplicate acknowledgement: alert {alert_id} is already acknowledged by {name} "
+                                    f"at {rfc3339(state.acked_at_s)} with the same note; nothing changed")  # fmt: skip
+        t_s = now_s if at_s is None else min(max(at_s, state.armed_wall_s, state.since_s), now_s)
+        if ack_id is not None:
+            self._remember_ack_id(ack_id, now_s)
+        state.acked_by, state.acked_at_s, state.ack_note, state.deadline_s = name, t_s, text, None
         self.counts["acknowledged"] += 1
-        return state.event(AlertEventKind.ACKNOWLEDGED, now_s, ack_message(name, text), by=name, note=text)
+        message = ack_message(name, text)
+        if now_s - t_s > ACK_LATE_S:
+            message += f" (acknowledged at {rfc3339(t_s)}; the gateway received it at {rfc3339(now_s)})"
+        return state.event(AlertEventKind.ACKNOWLEDGED, t_s, message, by=name, note=text)
+
+    def _ack_target(self, alert_id: str, site: str | None) -> AlertState:
+        """The open alert an acknowledgement names; its site must be the ack topic's."""
+        state = self._by_id.get(alert_id)
+        known = state or self._cleared.get(alert_id)
+        if known is None:
+            raise UnknownAlertError(alert_id)
+        if site is not None and known.subject.site != site:
+            raise InvalidAckError(
+                f"alert {alert_id} belongs to site {known.subject.site!r}, not {site[:64]!r}: an acknowledgement "
+                "is accepted only on the ack topic of the alert's own site"
+            )
+        if state is None:
+            cleared = rfc3339(known.cleared_at_s) if known.cleared_at_s is not None else "an earlier time"
+            raise InvalidAckError(f"alert {alert_id} was cleared at {cleared}: an acknowledgement after the clear "
+                                  "is not recorded")  # fmt: skip
+        return state
+
+    def _remember_ack_id(self, ack_id: str, now_s: float) -> None:
+        self._ack_ids[ack_id] = now_s
+        horizon = now_s - ACK_REPLAY_WINDOW_S
+        while self._ack_ids and (len(self._ack_ids) > ACK_IDS_MAX or next(iter(self._ack_ids.values())) < horizon):
+            del self._ack_ids[next(iter(self._ack_ids))]
 
     def adopt_log(self, logged: Sequence[AlertState], *, log_complete: bool = True) -> list[str]:
         """Make the open alerts exactly those of the store's alert log (alerts/rebuild.py).

@@ -21,5 +21,9 @@ class InvalidAckError(OshError):
     """An acknowledgement without a name, or with an oversized name or note."""
 
 
+class DuplicateAckError(InvalidAckError):
+    """The same acknowledgement again (same ack id, or same person and note): nothing changes."""
+
+
 class SnapshotError(OshError):
     """A saved alert-book snapshot cannot be restored (wrong version or damaged)."""

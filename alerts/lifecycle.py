@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from alerts.book_core import ACK_NAME_MAX, ACK_NOTE_MAX, SNAPSHOT_VERSION, BookCore, Tiers
+from alerts.acks import ACK_BY_MAX, ACK_NOTE_MAX
+from alerts.book_core import SNAPSHOT_VERSION, BookCore, Tiers
 from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
 from alerts.messages import (
     HEALTH_ACTION,
@@ -48,7 +49,7 @@ from rules.types import (
 )
 
 __all__ = [
-    "ACK_NAME_MAX",
+    "ACK_BY_MAX",
     "ACK_NOTE_MAX",
     "DEVICE_HAZARD",
     "SNAPSHOT_VERSION",

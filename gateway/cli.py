@@ -12,7 +12,7 @@ import traceback
 
 import typer
 
-from gateway import cli_data, cli_ops, cli_sim
+from gateway import cli_ack, cli_data, cli_ops, cli_sim
 from gateway.demo import demo_cmd
 from rules.errors import OshError, StoreError
 
@@ -29,7 +29,7 @@ app.command("run", help="Run the gateway service (MQTT → rules → alerts → 
 app.command("demo", help="Run the whole system on one machine with embedded defaults.")(demo_cmd)
 app.command("simulate", help="Publish simulated mine sensors to an MQTT broker.")(cli_sim.simulate_cmd)
 app.command("backfill", help="Fill the store with simulated history (no broker).")(cli_sim.backfill_cmd)
-app.command("ack", help="Acknowledge an alert (who, and what was done).")(cli_ops.ack)
+app.command("ack", help="Acknowledge an alert (who, and what was done).")(cli_ack.ack)
 app.command("status", help="Show the gateway's store, spool and open alerts.")(cli_ops.status)
 app.command("history", help="Readings, exposures or alerts as a table, CSV or JSON.")(cli_data.history)
 app.command("limits", help="The active exposure limits with their legal sources.")(cli_data.limits)

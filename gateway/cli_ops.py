@@ -5,25 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Callable
-from typing import Annotated
 
-import orjson
 import typer
 
 from gateway.cli_opts import ConfigOpt
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
 from gateway.observability import HealthProbe, bind_http, build_app, serve_http
-from gateway.runtime import Runtime, open_configured_store
+from gateway.runtime import Runtime
 from gateway.service import Counters
-from rules.errors import ConfigError, OshError
 from rules.text import EscapeControls
-from storage.base import HistoryQuery, RecordKind
 
 log = logging.getLogger("oshmon")
-ACK_CONFIRM_S = 15.0  # how long `oshmon ack` waits for the gateway's `acknowledged` event
 
 
 def _logging(level: str) -> None:
@@ -104,58 +98,6 @@ def health_probe(edge: MqttEdge, rt: Runtime) -> HealthProbe:
 async def _stop_when(event: asyncio.Event, action: Callable[[], None]) -> None:
     await event.wait()
     action()
-
-
-def ack(
-    alert_id: Annotated[str, typer.Argument(help="The alert's id (from the alert event or `history`).")],
-    by: Annotated[str, typer.Option("--by", help="Who acknowledges (name or role).")],
-    note: Annotated[str | None, typer.Option("--note", help="Cause found / action taken.")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Acknowledge an alert through the running gateway and wait for its confirmation."""
-    settings = load_settings(config)
-    store = open_configured_store(settings, read_only=True)
-    try:
-        site: str | None = None
-        for row in store.query(HistoryQuery(RecordKind.ALERTS)):  # streamed: no list of every alert
-            if row["alert_id"] == alert_id:
-                site = str(row["site"])
-    finally:
-        store.close()
-    if site is None:
-        raise ConfigError(f"unknown alert id {alert_id!r}: list alerts with `oshmon history --kind alerts`")
-    event = asyncio.run(_send_ack(settings, site, alert_id, by, note))
-    typer.echo(
-        f"acknowledged {alert_id} ({event.get('severity')} {event.get('rule')} "
-        f"{event.get('hazard')} at {event.get('device')}) by {by}"
-    )
-
-
-async def _send_ack(settings: Settings, site: str, alert_id: str, by: str, note: str | None) -> dict[str, object]:
-    p = settings.topic_prefix
-    edge = MqttEdge(
-        parse_mqtt_url(settings.mqtt_url),
-        f"oshmon-ack-{time.time_ns()}"[:64],
-        subscriptions=[f"{p}/{site}/alerts", f"{p}/deadletter"],
-        persistent=False,
-        manual_ack=False,
-    )
-    async with edge:
-        await asyncio.sleep(0.2)  # let the subscriptions settle before asking
-        payload = orjson.dumps({"alert_id": alert_id, "by": by, "note": note})
-        await edge.publish(f"{p}/{site}/ack", payload, qos=1)
-        deadline = time.monotonic() + ACK_CONFIRM_S
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                msg = await asyncio.wait_for(edge.messages.get(), left)
-            except TimeoutError:
-                break
-            body = orjson.loads(msg.payload) if msg.payload else {}
-            if msg.topic.endswith("/deadletter") and body.get("topic") == f"{p}/{site}/ack":
-                raise OshError(f"the gateway refused the acknowledgement: {body.get('error')}")
-            if body.get("alert_id") == alert_id and body.get("event") == "acknowledged":
-                return dict(body)
-    raise OshError(f"no confirmation from the gateway within {ACK_CONFIRM_S:.0f} s: is `oshmon run` running?")
 
 
 def status(config: ConfigOpt = None) -> None:

@@ -60,9 +60,11 @@ class MqttEdge:
         subscriptions: list[str] | None = None,
         persistent: bool = True,
         manual_ack: bool = True,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self._target = target
         self._subscriptions = subscriptions or []
+        self._connect_timeout_s = connect_timeout_s
         self.messages: asyncio.Queue[InboundMessage] = asyncio.Queue()  # unbounded: never drop
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -99,7 +101,7 @@ class MqttEdge:
         self._client.connect_async(self._target.host, self._target.port, keepalive=30)
         self._client.loop_start()
         try:
-            await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT_S)
+            await asyncio.wait_for(self._connected.wait(), self._connect_timeout_s)
         except TimeoutError:
             self._client.loop_stop()
             reason = self.connect_error or "no answer"

@@ -227,9 +227,17 @@ class StatusPayload(_Strict):
 
 
 class AckPayload(_Strict):
+    """SPEC §2 ack plus `t` (when the officer acknowledged) and `ack_id` (docs/spec-changes.md).
+    `by` and `note` are cleaned and length-checked in one place: `alerts.acks.clean_ack`."""
+
     alert_id: str = Field(min_length=1, max_length=128)
-    by: str = Field(min_length=1, max_length=128)
-    note: str | None = Field(default=None, max_length=4096)
+    by: str
+    note: str | None = None
+    t: Any = None  # epoch seconds or RFC 3339, like a reading's `t`
+    ack_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    def at_s(self) -> float | None:
+        return None if self.t is None else parse_time(self.t)
 
 
 def decode_status(payload: bytes) -> StatusPayload:
@@ -241,6 +249,11 @@ def decode_status(payload: bytes) -> StatusPayload:
 
 def decode_ack(payload: bytes) -> AckPayload:
     try:
-        return AckPayload.model_validate(load_json_object(payload))
+        ack = AckPayload.model_validate(load_json_object(payload))
     except ValidationError as exc:
         raise PayloadError(f"ack: {validation_reason(exc)}") from None
+    try:
+        ack.at_s()
+    except PayloadError as exc:
+        raise PayloadError(f"ack: t: {exc}") from None
+    return ack

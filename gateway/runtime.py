@@ -256,10 +256,20 @@ class Runtime:
         return events
 
     def acknowledge(
-        self, alert_id: str, by: str, note: str | None, now_s: float
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        now_s: float,
+        *,
+        site: str | None = None,
+        at_s: float | None = None,
+        ack_id: str | None = None,
     ) -> tuple[AlertEvent | None, str | None]:
+        """The `acknowledged` event, or the reason it is refused (unknown, other site's, cleared
+        alert; bad name or note; a duplicate) for the dead letter. See `AlertBook.acknowledge`."""
         try:
-            ev = self.alerts.acknowledge(alert_id, by, note, now_s)
+            ev = self.alerts.acknowledge(alert_id, by, note, now_s, site=site, at_s=at_s, ack_id=ack_id)
         except (UnknownAlertError, InvalidAckError) as exc:
             return None, str(exc)
         self._dirty = True

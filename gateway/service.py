@@ -133,8 +133,10 @@ class GatewayService:
         events = rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
             events += rt.judge(rt.engine.ingest(sorted_.readings), now)
-        for _topic, ack, m in sorted_.acks:
-            ev, err = rt.acknowledge(ack.alert_id, ack.by, ack.note, now)
+        for topic, ack, m in sorted_.acks:
+            ev, err = rt.acknowledge(
+                ack.alert_id, ack.by, ack.note, now, site=topic.site, at_s=ack.at_s(), ack_id=ack.ack_id
+            )
             if err is not None:
                 await self._publish_dead([DeadLetter(m.topic, err, m.payload, m.received_s)])
             elif ev is not None:

@@ -10,7 +10,6 @@ in the cell (value and unit) where rows of several hazards share a column.
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from rules.text import printable as _printable
 from storage.base import RecordKind
 from storage.records import unit_of
 
@@ -44,19 +44,15 @@ def num(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def printable(v: Any) -> str:
-    """Text for a terminal: control characters (ESC, CR, newline ...) shown escaped, never sent."""
-    text = "" if v is None else str(v)
-    if all(unicodedata.category(ch) not in ("Cc", "Cf") for ch in text):
-        return text
-    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf") else ch
-                   for ch in text)  # fmt: skip
-
-
 def when(v: Any, *, fraction: bool = True) -> str:
     """RFC 3339 UTC → "2026-11-27 08:39:43.063" (the header says UTC)."""
     text = str(v or "").replace("T", " ").removesuffix("Z")
     return text if fraction else text.split(".")[0]
+
+
+def printable(v: Any) -> str:
+    """Text for a terminal cell: control characters (ESC, CR, newline ...) shown escaped, never sent."""
+    return "" if v is None else _printable(str(v))
 
 
 def _field(name: str) -> Callable[[Row], str]:

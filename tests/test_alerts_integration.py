@@ -252,9 +252,12 @@ def test_oshmon_ack_command(mosquitto: Mosquitto, tmp_path: Path) -> None:
         assert unknown.returncode != 0 and unknown.stdout == ""
         assert len(unknown.stderr.strip().splitlines()) == 1 and "unknown alert id 'no-such-alert'" in unknown.stderr
 
-        refused = oshmon(r.env, "ack", aid, "--by", "")  # the gateway refuses it (dead letter)
-        assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-        assert "refused" in refused.stderr and "by" in refused.stderr
+        refused = oshmon(r.env, "ack", aid, "--by", "")  # refused before anything is sent
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "name of the person" in refused.stderr
+
+        again = oshmon(r.env, "ack", aid, "--by", "M. Ortiz", "--note", "methane drained; fan checked")
+        assert again.returncode == 0 and again.stdout.startswith("already acknowledged"), (again.stdout, again.stderr)
         assert kinds(r.events(alert_id=aid)) == ["raised", "acknowledged"]
 
 

@@ -162,17 +162,17 @@ def test_acknowledge_errors_are_clear(book: AlertBook, reg: ChannelRegistry) -> 
         book.acknowledge(r.alert_id, "Ana", "x" * 5000, T0)
 
 
-def test_ack_after_clear_is_accepted_and_does_not_touch_the_retained_topic(
+def test_ack_after_clear_is_refused_and_does_not_touch_the_retained_topic(
     book: AlertBook, reg: ChannelRegistry
 ) -> None:
+    """Issue 15: an acknowledgement of a cleared alert is refused (dead letter), not recorded."""
     [r] = feed(book, reg, (GD17, STEL, A, 120.0, T0))
     feed(book, reg, (GD17, STEL, None, 50.0, T0 + 10))
     [c] = feed(book, reg, (GD17, STEL, None, 50.0, T0 + 80))
     assert book.retained_state(c) == b""
     [r2] = feed(book, reg, (GD17, STEL, A, 120.0, T0 + 700))  # new alert on the same topic (past flap window)
-    ack = book.acknowledge(r.alert_id, "Ana", "cause: blasting fumes", T0 + 701)
-    assert ack.alert_id == r.alert_id and ack.note == "cause: blasting fumes"
-    assert book.retained_state(ack) is None  # must not overwrite r2's retained state
+    with pytest.raises(InvalidAckError, match="was cleared at"):
+        book.acknowledge(r.alert_id, "Ana", "cause: blasting fumes", T0 + 701)
     doc = orjson.loads(book.retained_state(r2) or b"{}")
     assert doc["alert_id"] == r2.alert_id and doc["state"] == "active"
 
@@ -288,7 +288,8 @@ def test_cleared_memory_is_bounded_and_expires() -> None:
         ids.append(r.alert_id)
     with pytest.raises(UnknownAlertError):
         book.acknowledge(ids[0], "Ana", None, T0 + 200)
-    book.acknowledge(ids[2], "Ana", None, T0 + 200)
+    with pytest.raises(InvalidAckError, match="cleared"):  # still remembered, as cleared
+        book.acknowledge(ids[2], "Ana", None, T0 + 200)
     book.tick(T0 + 200 + 3601)
     with pytest.raises(UnknownAlertError):
         book.acknowledge(ids[2], "Ana", None, T0 + 4000)
