@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,11 @@ def test_export_of_an_unknown_site_is_an_error_and_writes_nothing(db: Path, tmp_
 
 
 def test_ack_with_the_broker_down_is_one_line(db: Path) -> None:
-    alert_id = next(iter(SqliteStore(db).query(HistoryQuery(RecordKind.ALERTS))))["alert_id"]
-    done = oshmon(sqlite_env(db), "ack", alert_id, "--by", "M. Ortiz")
+    raised = next(e for e in alert_events(MonthSpec(), "2026-11", 1) if e.event == "raised")
+    store = SqliteStore(db)
+    store.write_alert_events([replace(raised, alert_id="01OPENALERT000000000000000", audit_seq=None, hash=None)])
+    store.close()
+    done = oshmon(sqlite_env(db), "ack", "01OPENALERT000000000000000", "--by", "M. Ortiz")
     assert "cannot connect to the MQTT broker" in one_line_error(done, 1)
 
 
