@@ -133,6 +133,8 @@ HEALTH_SOURCE: dict[RuleKind, str] = {
     RuleKind.GAP: "30 CFR 75.351(c)(1): malfunction signal (readings lost in transmission)",
     RuleKind.CALIBRATION_DUE: "30 CFR 75.351(n): calibration at intervals of at most 31 days",
     RuleKind.NOT_JUDGED: "oshmon configuration: the site's limit profile has no limit for this hazard",
+    RuleKind.INTEGRITY: "30 CFR 75.351(c)(1): malfunction signal (alarm state changed outside the monitoring system)",
+    RuleKind.CAPACITY: "30 CFR 75.351(c)(1): malfunction signal (readings refused: over the site's inventory)",
 }
 
 #: What the officer should do about a health alert, per rule.
@@ -148,6 +150,14 @@ HEALTH_ACTION: dict[RuleKind, str] = {
         "No reading of this hazard raises an alarm: give the site a profile that has its limits "
         "([sites.NAME] profile), or add the limits of your national law with their sources in a "
         "profile file (docs/exposure.md); until then have the readings checked by a person"
+    ),
+    RuleKind.INTEGRITY: (
+        "Someone without the gateway's role published on its alarm or alert topics: check the broker's ACL "
+        "and accounts; trust only the gateway's restored state and signed events"
+    ),
+    RuleKind.CAPACITY: (
+        "Find the source of the unknown device ids (misconfigured logger or flood); add real sensors to the "
+        "site's inventory or raise its channel limit"
     ),
 }
 

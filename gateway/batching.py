@@ -7,6 +7,7 @@ message becomes one dead letter and never disturbs the valid readings around it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from gateway.mqtt import InboundMessage
 from gateway.payloads import AckPayload, StatusPayload, decode_ack, decode_readings, decode_status
 from gateway.wirejson import payload_too_big
 from rules.errors import PayloadError
-from rules.types import F64, I64, ChannelRegistry, ReadingBatch
+from rules.types import F64, I64, ChannelKey, ReadingBatch
 
 
 @dataclass(slots=True)
@@ -56,9 +57,22 @@ class _Columns:
 ChannelCache = dict[tuple[str, str, str | None], int]
 
 
+class ChannelIds(Protocol):
+    """`ChannelRegistry`, or `gateway.inventory.ChannelInventory` (refuses channels over the cap)."""
+
+    def id_for(self, key: ChannelKey) -> int: ...
+
+
+def _cached_id(ids: ChannelCache, registry: ChannelIds, topic: str, key: ChannelKey) -> int:
+    cid = ids.get((topic, key.hazard, key.worker))
+    if cid is None:
+        cid = ids[(topic, key.hazard, key.worker)] = registry.id_for(key)
+    return cid
+
+
 def sort_messages(
     msgs: list[InboundMessage],
-    registry: ChannelRegistry,
+    registry: ChannelIds,
     limits: DecodeLimits,
     now_s: float,
     cache: ChannelCache | None = None,
@@ -79,19 +93,21 @@ def sort_messages(
                     topic, m.payload, now_s, max_age_s=limits.max_age_s, max_future_s=limits.max_future_s
                 )
                 seq = -1 if decoded.seq is None else decoded.seq
-                for key, t, v in decoded.points:
-                    cid = ids.get((m.topic, key.hazard, key.worker))
-                    if cid is None:
-                        cid = ids[(m.topic, key.hazard, key.worker)] = registry.id_for(key)
+                # every channel id first: a channel beyond the inventory refuses the message whole
+                point_ids = [_cached_id(ids, registry, m.topic, key) for key, _, _ in decoded.points]
+                series_ids = [registry.id_for(g.key) for g in decoded.series]
+                for cid, (_key, t, v) in zip(point_ids, decoded.points, strict=True):
                     cols.chan.append(cid)
                     cols.t.append(t)
                     cols.v.append(v)
                     cols.seq.append(seq)
-                for g in decoded.series:
-                    cid = registry.id_for(g.key)
+                for cid, g in zip(series_ids, decoded.series, strict=True):
                     n = g.t_s.shape[0]
                     cols.parts.append((np.full(n, cid, np.int64), g.t_s, g.value, np.full(n, seq, np.int64)))
             elif topic.kind is TopicKind.STATUS:
+                admit = getattr(registry, "admit_device", None)
+                if admit is not None:  # a status of a device beyond the inventory is refused too
+                    admit(topic.site, topic.zone, topic.device)
                 if m.payload:  # an empty retained message only clears the retained status
                     out.statuses.append((topic, decode_status(m.payload), m.retain))
             else:

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from alerts.health_policy import STORM_DEVICES, STORM_WINDOW_S, HealthPolicy
 from alerts.policy import DEFAULT_ESCALATE_AFTER_S, AlertPolicy
 from alerts.sinks.config import ConsoleConfig, SinksConfig
+from gateway.inventory import DEFAULT_MAX_CHANNELS_PER_SITE, DEFAULT_MAX_SITES
 from rules.errors import ConfigError
 from rules.types import Severity
 
@@ -37,6 +38,8 @@ class SiteSettings(BaseModel):
     shift_starts: list[str] = Field(default_factory=lambda: ["06:00", "14:00", "22:00"])
     shift_hours: float = Field(default=8.0, gt=0, le=24)
     profile: str | None = None
+    devices: list[str] | None = None  # the site's device inventory (None: learned up to max_channels)
+    max_channels: int | None = Field(default=None, ge=1)  # default: OSH_MAX_CHANNELS_PER_SITE
 
 
 class AlertPolicySettings(BaseModel):
@@ -109,6 +112,9 @@ class Settings(BaseSettings):
     max_gap_s: float = Field(default=60.0, gt=0)
     shift_grace_s: float = Field(default=300.0, ge=0)
     batch_max_messages: int = Field(default=2000, ge=1)
+    # Bounded resources (gateway/inventory.py): channels per site and sites learned unconfigured.
+    max_channels_per_site: int = Field(default=DEFAULT_MAX_CHANNELS_PER_SITE, ge=1)
+    max_sites: int = Field(default=DEFAULT_MAX_SITES, ge=1)
     batch_max_wait_s: float = Field(default=0.005, ge=0)  # bounds alert latency (docs/benchmarks.md)
     retention_days: int = Field(default=400, ge=366)
     # Alert sinks besides MQTT (console, webhook, e-mail), routed per site and severity.

@@ -34,6 +34,7 @@ from gateway.checkpoint import ALERT_CHECKPOINT, Checkpoint, load_alerts
 from gateway.cli_text import open_alert_lines, width
 from gateway.config import Settings
 from gateway.coverage import CoverageWatch, log_site_profiles
+from gateway.inventory import CapacityAlerts, ChannelInventory, inventory_for
 from gateway.state_dir import LEGACY_STATE_DIR
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError
@@ -125,6 +126,12 @@ class Runtime:
     pending: list[AlertEvent] = field(default_factory=list)  # raised at start-up, emitted on the first tick
     _next_health_s: float = 0.0
     _dirty: bool = field(default=False)
+    inventory: ChannelInventory = field(init=False)  # bounded channels per site (gateway/inventory.py)
+    capacity: CapacityAlerts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inventory = inventory_for(self.settings, self.engine.registry)
+        self.capacity = CapacityAlerts(self.inventory, self.alerts)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -278,6 +285,7 @@ class Runtime:
     def tick_alerts(self, now_s: float) -> list[AlertEvent]:
         events, self.pending = self.pending, []
         events += self.unjudged(now_s) + self.alerts.tick(now_s) + self.health.check(now_s) + self.store_health(now_s)
+        events += self.capacity.check(now_s)
         self._dirty = self._dirty or bool(events) or bool(self.side_events)
         if self._dirty:
             self.checkpoint(force=False)

@@ -120,7 +120,7 @@ class GatewayService:
     async def _process(self, msgs: list[InboundMessage]) -> None:
         now = self.clock()
         rt = self.rt
-        sorted_ = sort_messages(msgs, rt.engine.registry, self.limits, now, self._channels)
+        sorted_ = sort_messages(msgs, rt.inventory, self.limits, now, self._channels)
         if len(sorted_.readings):
             with self.metrics.store_write_seconds.time():
                 refused = await asyncio.to_thread(rt.write_readings, sorted_.readings)

@@ -88,6 +88,8 @@ class RuleKind(StrEnum):
     MIXTURE = "mixture"  # Σ Ci/Li of the gases a profile groups (29 CFR 1910.1000(d)(2)(i))
     TWA_PROJECTED = "twa_projected"  # shift TWA projected to the shift's end: an early warning
     NOT_JUDGED = "not_judged"  # a measured hazard has no limit in the site's profile (configuration)
+    INTEGRITY = "integrity"  # the gateway's retained alarm topics or alert stream tampered with
+    CAPACITY = "capacity"  # readings refused: channels beyond a site's inventory
 
 
 #: Rule codes used in columnar arrays (`ConditionBatch.rule`).
@@ -95,8 +97,9 @@ RULE_BY_CODE: tuple[RuleKind, ...] = tuple(RuleKind)
 RULE_CODE: dict[RuleKind, int] = {r: i for i, r in enumerate(RULE_BY_CODE)}
 #: Rules about the monitoring itself (severity `malfunction`), not about exposure.
 HEALTH_RULES = frozenset(
-    {RuleKind.OFFLINE, RuleKind.OUT_OF_RANGE, RuleKind.STUCK, RuleKind.CALIBRATION_DUE, RuleKind.GAP}
-)
+    {RuleKind.OFFLINE, RuleKind.OUT_OF_RANGE, RuleKind.STUCK, RuleKind.CALIBRATION_DUE, RuleKind.GAP,
+     RuleKind.INTEGRITY, RuleKind.CAPACITY}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

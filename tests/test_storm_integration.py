@@ -23,6 +23,7 @@ from gateway.publisher import PUBLISH_WINDOW
 from gateway.runtime import Runtime
 from gateway.service import GatewayService
 from rules.types import RuleKind, Severity
+from storage.base import RecordKind
 from tests.mqtt_helpers import Collector
 from tests.services import Mosquitto
 from tests.test_alerts_integration import ZONE, Rig, rig
@@ -96,3 +97,21 @@ async def test_the_gateway_publishes_a_critical_alarm_before_a_backlog_of_offlin
     before = order.index("crit-1")
     assert before <= 2 * PUBLISH_WINDOW, f"the critical alarm came out behind {before} of {n} offline alerts"
     assert len(order) == n + 1
+
+
+def test_channels_beyond_a_sites_cap_are_dead_lettered_with_one_alert(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    dead = Collector(mosquitto.port, ["osh/deadletter"])
+    try:
+        with rig(mosquitto, tmp_path, "storm-c", MAX_CHANNELS_PER_SITE="5", SINKS={"sinks": []}) as r:
+            one_shot_devices(r, 40, prefix="flood")
+            alert = r.wait_event(event="raised", rule="capacity", timeout=20)
+            assert dead.wait(lambda c: len([d for d in c.json_on("/deadletter") if "flood" in d["topic"]]) >= 35, 10)
+            refused = [d for d in dead.json_on("/deadletter") if "flood" in d["topic"]]
+            assert "site 'storm-c' already has 5 channels" in refused[0]["error"]
+            assert (alert["zone"], alert["device"], alert["hazard"]) == ("gateway", "inventory", "gateway")
+            assert len(r.stored(RecordKind.READINGS)) == 5
+            one_shot_devices(r, 40, prefix="flood2")
+            time.sleep(2.0)
+            assert len(r.events(rule="capacity")) == 1  # one alert per site, however many refusals
+    finally:
+        dead.close()
