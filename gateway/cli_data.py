@@ -115,13 +115,15 @@ def report_monthly(
     config: ConfigOpt = None,
 ) -> None:
     """The monthly committee summary: exposures against limits, EN 689, alerts, data quality."""
-    from reports.monthly import build_monthly
+    from reports.monthly import NoReportData, build_monthly
 
     parse_month(month)
     if lang not in ("en", "sr", "ru"):
         raise ConfigError(f"--lang {lang!r}: use en, sr or ru")
     settings = load_settings(config)
     book = profile_book(settings)
+    in_use = sorted({settings.profile} | {s.profile for s in settings.sites.values() if s.profile})
+    rows = [{"profile": name, **row} for name in in_use for row in describe_limits(book, name)]
     store = open_configured_store(settings, read_only=True)
     try:
         cv.site(site, store, settings.sites)
@@ -131,10 +133,14 @@ def report_monthly(
             site,
             lang,
             out,
-            limits_profile_rows=describe_limits(book, settings.profile),
+            limits_profile_rows=rows,
             pseudonym_key=pseudonym_key(settings).get_secret_value().encode(),
             now_s=time.time(),
+            loq=settings.report_loq,
         )
+    except NoReportData as exc:  # a misspelt site or an empty store: no reassuring empty report
+        typer.echo(f"oshmon: error: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         store.close()
     typer.echo(f"report written: {path}")

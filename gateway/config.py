@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus) and GET /healthz; empty disables (docs/operations.md).
     http_listen: str = "127.0.0.1:9108"
     pseudonym_key: SecretStr | None = None  # keyed hash for worker ids in reports (default: a random key in state_dir)
+    # Limit of quantification of each hazard's instruments (canonical unit), for EN 689 in reports.
+    report_loq: dict[str, float] = Field(default_factory=dict)
     profile: str = "eu"
     profile_dirs: list[Path] = Field(default_factory=list)
     sites: dict[str, SiteSettings] = Field(default_factory=dict)

@@ -43,6 +43,8 @@ class AlertLife:
     threshold: float | None
     peak_value: float | None
     limit_source: str
+    profile: str = ""
+    direction: str = "above"  # "below" when the raising value was under its threshold (oxygen)
     ack_s: float | None = None
     ack_by: str | None = None
     ack_note: str | None = None
@@ -64,20 +66,47 @@ def _start(row: Mapping[str, Any]) -> AlertLife:
         alert_id=str(row["alert_id"]), site=row["site"], zone=row["zone"], device=row["device"],
         hazard=row["hazard"], worker=row.get("worker"), rule=row["rule"], severity=row["severity"],
         since_s=parse_t(row.get("since") or row["t"]), unit=row.get("unit") or "",
-        threshold=row.get("threshold"), peak_value=row.get("value"),
-        limit_source=row.get("limit_source") or "",
+        threshold=None, peak_value=None,
+        limit_source=row.get("limit_source") or "", profile=row.get("profile") or "", direction="",
     )  # fmt: skip
+
+
+def _direction(row: Mapping[str, Any]) -> str:
+    """ "below" when a value under its threshold raised the alert (oxygen deficiency), else "above"."""
+    value, threshold = row.get("value"), row.get("threshold")
+    if value is None or threshold is None or row.get("severity") == Severity.MALFUNCTION.value:
+        return "above"
+    return "below" if value < threshold else "above"
+
+
+def _worse(life: AlertLife, value: float) -> bool:
+    """Is `value` further past the threshold than the worst seen so far (in the alert's direction)?"""
+    if life.peak_value is None:
+        return True
+    return value < life.peak_value if life.direction == "below" else value > life.peak_value
+
+
+def _raising(life: AlertLife, row: Mapping[str, Any]) -> None:
+    """A raised/escalated event: its value and threshold are the alert's (acks carry the value at ack time)."""
+    if not life.direction:
+        life.direction = _direction(row)
+    value = row.get("value")
+    if value is not None and _worse(life, value):
+        life.peak_value = value
+    if row.get("threshold") is not None and (
+        life.threshold is None or _RANK.get(row["severity"], -1) >= _RANK.get(life.severity, -1)
+    ):
+        life.threshold, life.limit_source = row["threshold"], row.get("limit_source") or life.limit_source
 
 
 def _apply(life: AlertLife, row: Mapping[str, Any]) -> None:
     t = parse_t(row["t"])
     life.since_s = min(life.since_s, parse_t(row.get("since") or row["t"]))
+    event = row["event"]
+    if event in ("raised", "escalated"):
+        _raising(life, row)
     if _RANK.get(row["severity"], -1) > _RANK.get(life.severity, -1):
         life.severity = row["severity"]
-    value = row.get("value")
-    if value is not None and (life.peak_value is None or value > life.peak_value):
-        life.peak_value = value
-    event = row["event"]
     if event == "acknowledged" and (life.ack_s is None or t < life.ack_s):
         life.ack_s, life.ack_by, life.ack_note = t, row.get("by"), row.get("note")
     elif event == "cleared":
@@ -94,6 +123,8 @@ def lifecycles(rows: Iterable[Mapping[str, Any]]) -> list[AlertLife]:
         if life is None:
             life = lives[str(row["alert_id"])] = _start(row)
         _apply(life, row)
+    for life in lives.values():
+        life.direction = life.direction or "above"
     return sorted(lives.values(), key=lambda a: (a.since_s, a.alert_id))
 
 

@@ -11,6 +11,11 @@ UTL95,70), as implemented in OHcomplianceStrategies `phaseOne_EN6892018.R` /
 * Statistical test, n >= 6: UTL95,70 = exp(ȳ + k·s), ȳ and s the mean and sample standard
   deviation of ln(x); k = t'_0.70(n−1, δ = z_0.95·√n) / √n (noncentral t quantile).
   UTL < OELV → compliance; UTL >= OELV → non-compliance.
+* Non-detects: a result below the limit of quantification (LOQ) of its hazard is a censored
+  value and counts as LOQ/2 (EN 689:2018 Annex H's simple substitution, the minimum it accepts;
+  a censored-data method such as ROS is not used because it has not been validated here against
+  a published example). A result of 0 with no LOQ configured cannot be judged: the verdict is
+  "no decision" until an LOQ is set.
 * Reassessment interval (EN 689:2018 §5.6, cut-offs on GM/OELV as summarised in anchors.md §C1,
   marked there "verify against the standard's text"): GM < 0.1 OELV → 36 months,
   < 0.25 → 24, < 0.5 → 18, otherwise 12.
@@ -42,7 +47,7 @@ REASSESS_BANDS: tuple[tuple[float, int], ...] = ((0.1, 36), (0.25, 24), (0.5, 18
 class Verdict(StrEnum):
     COMPLIANT = "compliant"
     NON_COMPLIANT = "non_compliant"
-    NO_DECISION = "no_decision"  # preliminary test inconclusive: take >= 6 results
+    NO_DECISION = "no_decision"  # preliminary test inconclusive (take >= 6 results), or non-detects without an LOQ
     INSUFFICIENT = "insufficient"  # fewer than 3 valid results
 
 
@@ -67,6 +72,9 @@ class En689Result:
     screen_limit: float | None  # fraction × OELV (preliminary test)
     exceedance_pct: float | None  # lognormal estimate of the share of shifts above the OELV, %
     reassess_months: int | None  # when compliant: next reassessment; non-compliant: 0 (act now)
+    censored: int = 0  # results below the LOQ, counted as LOQ/2
+    loq: float | None = None  # limit of quantification used (unit of `oelv`)
+    reason: str = ""  # "no_loq" when non-detects could not be judged
 
     def as_dict(self) -> dict[str, object]:
         return {f: getattr(self, f) for f in self.__slots__}
@@ -87,17 +95,16 @@ def reassessment_months(gm: float, oelv: float) -> int:
     return next(months for upper, months in REASSESS_BANDS if ratio < upper)
 
 
-def _positive(values: Sequence[float]) -> np.ndarray:
-    """Results as an array; values <= 0 (nothing detected) become half the smallest positive one.
+def censor(values: Sequence[float], loq: float | None) -> tuple[np.ndarray, int]:
+    """Results with non-detects (< LOQ) replaced by LOQ/2 (EN 689:2018 Annex H); and their count.
 
-    EN 689:2018 Annex H treats results below the limit of quantification as LOQ/2; a shift TWA of
-    0 has no LOQ, so the smallest measured value stands in for it.
+    Without an LOQ, results <= 0 stay as they are (the caller must not take their logarithm).
     """
     x = np.asarray(values, dtype=np.float64)
-    pos = x[x > 0]
-    if pos.size and pos.size < x.size:
-        x = np.where(x > 0, x, pos.min() / 2.0)
-    return x
+    if loq is None:
+        return x, 0
+    low = x < loq
+    return np.where(low, loq / 2.0, x), int(np.count_nonzero(low))
 
 
 def _log_moments(x: np.ndarray) -> tuple[float, float]:
@@ -127,36 +134,43 @@ def preliminary_verdict(values: Sequence[float], oelv: float) -> Verdict:
     return Verdict.NO_DECISION
 
 
-def utl95_70(values: Sequence[float]) -> float:
-    """UTL95,70 = exp(ȳ + k(n)·s) of the results (n >= 2)."""
-    ybar, s = _log_moments(_positive(values))
+def utl95_70(values: Sequence[float], loq: float | None = None) -> float:
+    """UTL95,70 = exp(ȳ + k(n)·s) of the results (n >= 2), non-detects as LOQ/2."""
+    ybar, s = _log_moments(censor(values, loq)[0])
     return math.exp(ybar + k_factor(len(values)) * s) if math.isfinite(ybar) else 0.0
 
 
-def assess(values: Sequence[float], oelv: float) -> En689Result:
-    """Run the EN 689 test that fits the number of results and return the verdict with figures."""
+def assess(values: Sequence[float], oelv: float, loq: float | None = None) -> En689Result:
+    """Run the EN 689 test that fits the number of results and return the verdict with figures.
+
+    `loq`: limit of quantification of the hazard (unit of `oelv`); results below it count as LOQ/2.
+    """
     if not oelv > 0:
         raise ValueError(f"OELV must be positive, got {oelv}")
+    if loq is not None and not loq > 0:
+        raise ValueError(f"LOQ must be positive, got {loq}")
     n = len(values)
-    x = _positive(values)
+    x, censored = censor(values, loq)
+    if n and np.any(x <= 0):  # nothing detected and no LOQ to say how little: no statistics
+        return En689Result(n, oelv, Method.NONE, Verdict.NO_DECISION, None, None, None, None, None, None, None,
+                           0, loq, "no_loq")  # fmt: skip
     ybar, s = _log_moments(x) if n else (-math.inf, 0.0)
-    detected = math.isfinite(ybar)
-    gm = math.exp(ybar) if detected else (0.0 if n else None)
+    gm = math.exp(ybar) if n else None
     gsd = math.exp(s) if n else None
-    exceed = _exceedance_pct(ybar, s, oelv) if detected else (0.0 if n else None)
+    exceed = _exceedance_pct(ybar, s, oelv) if n else None
     k = utl = screen = None
     if n < MIN_RESULTS:
         method, verdict = Method.NONE, Verdict.INSUFFICIENT
     elif n < MIN_STATISTICAL:
         method, screen = Method.PRELIMINARY, PRELIMINARY_FRACTION[n] * oelv
-        verdict = preliminary_verdict([float(v) for v in values], oelv)
+        verdict = preliminary_verdict([float(v) for v in x], oelv)
     else:
         method, k = Method.STATISTICAL, k_factor(n)
-        utl = math.exp(ybar + k * s) if detected else 0.0
+        utl = math.exp(ybar + k * s)
         verdict = Verdict.COMPLIANT if utl < oelv else Verdict.NON_COMPLIANT
     months = None
     if verdict is Verdict.COMPLIANT and gm is not None:
         months = reassessment_months(gm, oelv)
     elif verdict is Verdict.NON_COMPLIANT:
         months = 0
-    return En689Result(n, oelv, method, verdict, gm, gsd, k, utl, screen, exceed, months)
+    return En689Result(n, oelv, method, verdict, gm, gsd, k, utl, screen, exceed, months, censored, loq)

@@ -25,6 +25,17 @@ HISTOGRAM_BINS = 24
 HISTOGRAM_TOP_QUANTILE = 0.995
 #: Fields a SEG may be defined by.
 SEG_FIELDS = ("site", "zone", "device", "worker", "hazard")
+#: A shift enters the EN 689 test only with data over at least 6 of its 8 hours. EN 689:2018 lets
+#: a sample cover as little as 2 h *because the hygienist chooses a representative period*; a gap
+#: in continuous monitoring is not chosen (battery, radio, the wearer out of range), so at most a
+#: quarter of a shift is filled in from the rest of it (result = twa8 / coverage: the mean over
+#: the measured time, as a 2-h pump sample would report it). See docs/reports.md.
+EN689_MIN_COVERAGE = 0.75
+#: Channels no shift decision depends on: the C-weighted peak is judged reading by reading (its
+#: alerts), never as a shift figure, so it has no exposure section, no completeness item.
+AUXILIARY_HAZARDS = frozenset({"noise_peak"})
+#: Excluded shifts listed per SEG in the HTML (all of them are in summary.json and en689_excluded.csv).
+MAX_LISTED_EXCLUDED = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,28 +158,64 @@ def group_table(t: ShiftTable, key: npt.NDArray[Any], name: str) -> list[dict[st
     return [{name: label, **figures(t.take(idx))} for label, idx in groups(key)]
 
 
-def seg_rows(t: ShiftTable, seg: SegSpec) -> list[dict[str, Any]]:
-    """EN 689 per SEG on the valid shift TWAs; the OELV is the lowest `twa8` limit in force."""
+def en689_exclusion(t: ShiftTable) -> npt.NDArray[np.object_]:
+    """Why each shift does not enter the EN 689 test ("" when it does)."""
+    cov = np.nan_to_num(t.coverage)
+    why = np.full(len(t), "", dtype=object)
+    why[cov < EN689_MIN_COVERAGE] = "short_coverage"
+    why[~np.isfinite(t.twa8)] = "no_result"
+    why[t.faulty] = "sensor_faulty"
+    return why
+
+
+def _excluded(g: ShiftTable, why: npt.NDArray[np.object_]) -> list[dict[str, Any]]:
+    out = np.flatnonzero(why != "")
+    return [
+        {"shift": str(g.shift[i]), "device": str(g.device[i]), "worker": str(g.worker[i]),
+         "coverage": float(g.coverage[i]), "reason": str(why[i])}
+        for i in out
+    ]  # fmt: skip
+
+
+def seg_rows(t: ShiftTable, seg: SegSpec, loq: float | None = None) -> list[dict[str, Any]]:
+    """EN 689 per SEG; the OELV is the lowest `twa8` limit in force, `loq` the hazard's LOQ.
+
+    A shift's result is its twa8 / coverage (the mean over the measured time) and it enters the
+    test only with coverage >= EN689_MIN_COVERAGE; the others are counted and listed by reason.
+    """
     rows: list[dict[str, Any]] = []
     for label, idx in groups(seg.labels(t)):
         g = t.take(idx)
-        ok = g.valid & np.isfinite(g.oelv) & np.isfinite(g.twa8)
-        if not ok.any():
+        if not np.isfinite(g.oelv).any():
             continue
-        oelv = float(g.oelv[ok].min())
-        result = assess(g.twa8[ok].tolist(), oelv)
+        why = en689_exclusion(g)
+        ok = why == ""
+        oelv = float(g.oelv[np.isfinite(g.oelv)].min())
+        results = g.twa8[ok] / g.coverage[ok]
+        result = assess(results.tolist(), oelv, loq)
+        excluded = _excluded(g, why)
         rows.append({
             "seg": str(label), "label": str(seg.labels(g.take(np.arange(1)), short=True)[0]),
-            "zones": sorted(set(g.zone)), "shifts": int(ok.sum()),
+            "zones": sorted(set(g.zone)), "shifts": int(ok.sum()), "shifts_total": len(g),
             "workers": len({w for w in g.worker[ok] if w}),
             "area_monitor_shifts": int(np.count_nonzero(g.worker[ok] == "")),
+            "excluded_by_reason": {r: sum(1 for e in excluded if e["reason"] == r) for r in EXCLUSION_REASONS},
+            "excluded_shifts": excluded,
             **{k: (str(v) if k in ("method", "verdict") else v) for k, v in result.as_dict().items()},
         })  # fmt: skip
     return rows
 
 
-def hazard_summary(t: ShiftTable, seg: SegSpec) -> dict[str, Any]:
-    """Everything the report says about one site and hazard in one month."""
+#: Why a shift does not enter the EN 689 test, in the order they are checked.
+EXCLUSION_REASONS = ("sensor_faulty", "no_result", "short_coverage")
+
+
+def hazard_summary(t: ShiftTable, seg: SegSpec, loq: float | None = None) -> dict[str, Any]:
+    """Everything the report says about one site and hazard in one month.
+
+    `judged` is False when no limit value applies to any of its shifts (no shift limit in the
+    profile): the report then says so in a warning colour and never colours its shifts green.
+    """
     hazard = str(t.hazard[0])
     metric = str(t.metric[0])
     limit, action = _mode_or_nan(t.limit), _mode_or_nan(t.action)
@@ -177,13 +224,16 @@ def hazard_summary(t: ShiftTable, seg: SegSpec) -> dict[str, Any]:
         "hazard": hazard,
         "metric": metric,
         "unit": unit_of(hazard, metric),
+        "profiles": sorted({str(p) for p in t.profile if p}),
+        "judged": math.isfinite(limit),
+        "loq": loq,
         "limit": limit if math.isfinite(limit) else None,
         "action": action if math.isfinite(action) else None,
         **figures(t),
         "histogram": histogram(t, limit, action),
         "zones": group_table(t, t.zone, "zone"),
         "workers": group_table(personal, personal.worker, "worker"),
-        "segs": seg_rows(t, seg),
+        "segs": seg_rows(t, seg, loq),
     }
 
 

@@ -1,7 +1,10 @@
-"""The plain-language headline of a site: better, worse, and what needs a decision.
+"""The plain-language headline of a site: better and worse than last month, serious events.
 
 Each item keeps its numbers (for summary.json) and a sentence in the report language.
-A change counts when it is large enough to matter to a committee (thresholds below).
+A change counts when it is large enough to matter to a committee (thresholds below), and only
+between months with comparable data: a month with a fraction of the shift records of the other
+says nothing about whether things got better (the headline says so, with both numbers).
+What needs a decision is in `reports/decisions.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reports.i18n import Lang
-from reports.quality import LOW_COMPLETENESS
 from reports.vocab import HAZARD, VERDICT, name
 
 #: A share of shifts must move by at least this much (1 percentage point) to be news.
@@ -22,6 +24,11 @@ MIN_RELATIVE_CHANGE = 0.20
 MIN_ACK_CHANGE_S = 30.0
 #: Non-compliant SEGs named one by one before they are summarised.
 MAX_NAMED_SEGS = 6
+#: Two months are compared only when each has at least this share of the other's valid shift
+#: records (and at least MIN_COMPARABLE_SHIFTS): with half the monitoring, shares and alert
+#: counts move for reasons that have nothing to do with exposure.
+MIN_COMPARABLE_RATIO = 0.5
+MIN_COMPARABLE_SHIFTS = 30
 
 #: Order of the better/worse items: verdicts first, then limit, action level, alerts.
 KIND_ORDER = {k: i for i, k in enumerate(
@@ -111,20 +118,58 @@ def _alert_items(lang: Lang, now: Mapping[str, Any], was: Mapping[str, Any] | No
     return out
 
 
+def comparable(now: int, before: int) -> bool:
+    """Do two months have comparable data (valid shift records)? See MIN_COMPARABLE_RATIO."""
+    if min(now, before) < MIN_COMPARABLE_SHIFTS:
+        return False
+    return before >= MIN_COMPARABLE_RATIO * now and now >= MIN_COMPARABLE_RATIO * before
+
+
+def comparison(
+    lang: Lang, month: str, hazards: Sequence[Mapping[str, Any]], previous: Mapping[str, Any] | None
+) -> Item:
+    """Whether this month is compared with the one before, and why not, with both numbers."""
+    _ = lang.gettext
+    now = sum(hz["shifts"] for hz in hazards)
+    before = sum(f["shifts"] for f in previous["hazards"].values()) if previous else 0
+    values = {"month": lang.month(previous_month(month)), "before": lang.int(before), "now": lang.int(now)}
+    if previous is None:
+        text, kind = _("There are no records for last month (%(month)s) to compare with."), "no_previous"
+    elif comparable(now, before):
+        text = _("Compared with %(month)s: %(before)s valid shift records then, %(now)s this month.")
+        kind = "compared"
+    else:
+        text = _(
+            "Not compared with last month: %(month)s has %(before)s valid shift records against %(now)s this "
+            "month. A comparison needs each month to have at least half the records of the other."
+        )
+        kind = "not_comparable"
+    return _item(kind, text % values, comparable=kind == "compared", now=now, before=before)
+
+
+def previous_month(month: str) -> str:
+    y, m = (int(p) for p in month.split("-"))
+    return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"
+
+
 def changes(
     lang: Lang,
     hazards: Sequence[Mapping[str, Any]],
-    previous: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
     alerts: Mapping[str, Any],
+    compare: bool,
 ) -> dict[str, list[Item]]:
-    """Better / worse items against last month. `previous`: {"hazards": {hazard: figures},
-    "segs": {seg: verdict}, "alerts": alert summary or None}."""
+    """Better / worse items against last month, only when `compare` (comparable months); a hazard
+    is compared only when its own valid shifts are comparable too. `previous`: {"hazards":
+    {hazard: figures}, "segs": {seg: verdict}, "alerts": alert summary or None}."""
     scored: list[tuple[float, Item]] = []
+    if previous is None or not compare:
+        return {"better": [], "worse": []}
     for hz in hazards:
         before = previous["hazards"].get(hz["hazard"])
-        if before:
+        if before and comparable(hz["shifts"], before["shifts"]):
             scored += _share_items(lang, hz, before)
-        scored += _seg_items(lang, hz, previous["segs"])
+            scored += _seg_items(lang, hz, previous["segs"])
     scored += _alert_items(lang, alerts, previous.get("alerts"))
 
     def order(pair: tuple[float, Item]) -> tuple[int, float]:
@@ -137,94 +182,40 @@ def changes(
     }
 
 
-def _non_compliant(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
+def _zones(lang: Lang, zones: Sequence[Mapping[str, Any]], key: str) -> str:
+    return "; ".join(f"{z['zone']}: {lang.int(z[key])}" for z in zones if z[key])
+
+
+def serious(lang: Lang, listed: Sequence[Mapping[str, Any]], exceeded: Sequence[Mapping[str, Any]]) -> list[Item]:
+    """Headline sentences: how many critical/escalated alerts (listed below), limits reached by zone."""
     _ = lang.gettext
-    items = []
-    bad = [s for s in hz["segs"] if s["verdict"] == "non_compliant"]
-    for s in bad[:MAX_NAMED_SEGS]:
-        values = {"group": _group(lang, hz["hazard"], s), "oelv": lang.num(s["oelv"]), "unit": hz["unit"]}
-        if s["utl"] is not None:
-            text = _(
-                "%(group)s is not compliant with EN 689: the upper tolerance limit UTL95,70 is %(utl)s "
-                "%(unit)s, the limit value %(oelv)s %(unit)s. Decide on control measures."
+    critical = sum(1 for a in listed if a["severity"] == "critical")
+    escalated = sum(1 for a in listed if a["escalations"])
+    text = _("Critical alerts: %(critical)s; escalated alerts: %(escalated)s. Each one is listed below.") % {
+        "critical": lang.int(critical), "escalated": lang.int(escalated)}  # fmt: skip
+    items = [_item("serious_alerts", text, critical=critical, escalated=escalated)]
+    for e in exceeded:
+        hazard = _(name(HAZARD, e["hazard"]))
+        if e["stel"]:
+            text = lang.ngettext(
+                "%(hazard)s: the 15-minute limit was exceeded in %(n)s shift (%(zones)s).",
+                "%(hazard)s: the 15-minute limit was exceeded in %(n)s shifts (%(zones)s).",
+                e["stel"],
             )
-            values["utl"] = lang.num(s["utl"])
-        else:
-            text = _(
-                "%(group)s is not compliant with EN 689: a shift exceeded the limit value of %(oelv)s "
-                "%(unit)s. Decide on control measures."
+            text %= {"hazard": hazard, "n": lang.int(e["stel"]), "zones": _zones(lang, e["zones"], "stel")}
+            items.append(_item("stel_exceeded", text, hazard=e["hazard"], count=e["stel"], zones=e["zones"]))
+        if e["shift_limit"]:
+            text = lang.ngettext(
+                "%(hazard)s: the shift limit was reached in %(n)s shift (%(zones)s).",
+                "%(hazard)s: the shift limit was reached in %(n)s shifts (%(zones)s).",
+                e["shift_limit"],
             )
-        items.append(_item("en689_non_compliant", text % values, seg=s["seg"], utl=s["utl"], oelv=s["oelv"]))
-    if len(bad) > MAX_NAMED_SEGS:
-        rest = len(bad) - MAX_NAMED_SEGS
-        text = lang.ngettext(
-            "… and %(n)s more group is not compliant (see the EN 689 table).",
-            "… and %(n)s more groups are not compliant (see the EN 689 table).",
-            rest,
-        )
-        items.append(_item("en689_non_compliant_more", text % {"n": lang.int(rest)}, count=rest))
-    return items
-
-
-def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
-    """Non-compliant and undecided SEGs; for hazards without EN 689, shifts above the limit."""
-    items = _non_compliant(lang, hz)
-    unsure = [_group(lang, hz["hazard"], s) for s in hz["segs"] if s["verdict"] in ("no_decision", "insufficient")]
-    if unsure:
-        text = lang.ngettext(
-            "%(n)s group has too few valid shifts for an EN 689 verdict: decide how to measure it (%(segs)s).",
-            "%(n)s groups have too few valid shifts for an EN 689 verdict: decide how to measure them (%(segs)s).",
-            len(unsure),
-        ) % {"n": lang.int(len(unsure)), "segs": "; ".join(unsure[:MAX_NAMED_SEGS])}
-        items.append(_item("en689_undecided", text, segs=unsure))
-    if not hz["segs"] and hz.get("above_limit"):
-        text = lang.gettext("%(hazard)s: shifts at or above the limit value: %(n)s. Decide on measures.") % {
-            "hazard": lang.gettext(name(HAZARD, hz["hazard"])),
-            "n": lang.int(hz["above_limit"]),
-        }
-        items.append(_item("above_limit", text, hazard=hz["hazard"], count=hz["above_limit"]))
-    return items
-
-
-def _devices(lang: Lang, devices: Sequence[str]) -> dict[str, str]:
-    shown = ", ".join(devices[:10]) + (" …" if len(devices) > 10 else "")
-    return {"n": lang.int(len(devices)), "devices": shown, "pct": lang.pct(LOW_COMPLETENESS)}
-
-
-def _quality_decisions(lang: Lang, alerts: Mapping[str, Any], quality: Mapping[str, Any]) -> list[Item]:
-    items = []
-    n = alerts["urgent_unacknowledged"]
-    if n:
-        text = lang.ngettext(
-            "%(n)s alarm was never acknowledged: decide who follows it up.",
-            "%(n)s alarms were never acknowledged: decide who follows them up.",
-            n,
-        )
-        items.append(_item("unacknowledged", text % {"n": lang.int(n)}, count=n))
-    late = quality["calibration_overdue"]
-    if late:
-        text = lang.ngettext(
-            "Calibration is overdue on %(n)s device: %(devices)s.",
-            "Calibration is overdue on %(n)s devices: %(devices)s.",
-            len(late),
-        )
-        items.append(_item("calibration_overdue", text % _devices(lang, late), devices=list(late)))
-    low = quality["low_completeness"]
-    if low:
-        text = lang.ngettext(
-            "%(n)s device delivered less than %(pct)s of the expected data: %(devices)s.",
-            "%(n)s devices delivered less than %(pct)s of the expected data: %(devices)s.",
-            len(low),
-        )
-        items.append(_item("low_completeness", text % _devices(lang, low), devices=list(low)))
-    return items
-
-
-def decisions(
-    lang: Lang, hazards: Sequence[Mapping[str, Any]], alerts: Mapping[str, Any], quality: Mapping[str, Any]
-) -> list[Item]:
-    items = [i for hz in hazards for i in _seg_decisions(lang, hz)]
-    items += _quality_decisions(lang, alerts, quality)
-    if not items:
-        items.append(_item("none", lang.gettext("Nothing this month needs a decision by the committee.")))
+            text %= {
+                "hazard": hazard,
+                "n": lang.int(e["shift_limit"]),
+                "zones": _zones(lang, e["zones"], "shift_limit"),
+            }
+            items.append(
+                _item("shift_limit_reached", text, hazard=e["hazard"], count=e["shift_limit"], zones=e["zones"])
+            )
     return items

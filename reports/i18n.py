@@ -116,6 +116,12 @@ class Lang:
         text = str(format_date(date(y, m, 1), format="LLL", locale=self.locale))
         return f"{text}\n{y}" if with_year else text
 
+    def unit(self, code: str) -> str:
+        """A stored unit code ("%vol", "mg/m3") as readers of this language write it."""
+        from reports.vocab import UNIT  # vocab marks its strings with N_ from this module
+
+        return self.gettext(UNIT[code]) if code in UNIT else code
+
     def duration(self, seconds: float | None) -> str:
         if seconds is None:
             return "–"

@@ -17,20 +17,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from alerts.types import rfc3339
 from reports import headline
 from reports.alert_stats import AlertLife, alert_summary, lifecycles
 from reports.charts import alerts_svg, distribution_svg, trend_svg
-from reports.exposure_stats import SegSpec, groups, hazard_summary
+from reports.decisions import decisions
+from reports.exposure_stats import AUXILIARY_HAZARDS, EN689_MIN_COVERAGE, SegSpec, groups, hazard_summary
 from reports.i18n import Lang
+from reports.labels import labels
 from reports.monthly_files import write_tables
-from reports.profile_limits import profile_tiers
-from reports.quality import device_rows, quality_summary
+from reports.profile_limits import instant_levels, profile_tiers
+from reports.quality import channel_rows, device_rows, quality_summary
 from reports.render import MAX_HTML_ROWS, clean_floats, render_html
+from reports.serious import exceedances, serious_alerts
 from reports.shifts import MIN_VALID_COVERAGE, ShiftTable, parse_exposures, pseudonym
 from reports.trend import month_of, previous_months, trend
+from rules.errors import OshError
 from storage.base import HistoryQuery, RecordKind, Store
 
 #: Acknowledgements up to this long after the month still count for its alerts.
@@ -40,6 +45,10 @@ QUERY_MARGIN_S = 2 * 86400.0
 #: Months in the trend, this one included: the quarter before it and this month.
 DEFAULT_TREND_MONTHS = 4
 SCHEMA = "oshmon.report.monthly/1"
+
+
+class NoReportData(OshError):
+    """Nothing stored for the site (or any site) in the months the report covers."""
 
 
 def month_bounds(month: str) -> tuple[float, float]:
@@ -70,33 +79,46 @@ def _worst_devices(devices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
 
 
 def site_summary(
-    site: str, table: ShiftTable, lives: Sequence[AlertLife], months: Sequence[str],
-    seg: SegSpec, lang: Lang, open_at_s: float,
+    site: str, table: ShiftTable, lives: Sequence[AlertLife], months: Sequence[str], seg: SegSpec,
+    lang: Lang, open_at_s: float, loq: Mapping[str, float], profile_rows: Sequence[Mapping[str, str]],
 ) -> dict[str, Any]:  # fmt: skip
-    """Everything about one site: headline, hazards, alerts, quality and trend."""
+    """Everything about one site: headline, serious events, hazards, alerts, quality and trend."""
     st = table.take(table.site == site)
     site_lives = [a for a in lives if a.site == site]
-    months_data = trend(st, site_lives, months, seg)
+    months_data = trend(st, site_lives, months, seg, loq)
     cur = st.take(st.month == months[-1])
     cur_lives = [a for a in site_lives if month_of(a.since_s) == months[-1]]
-    hazards = [hazard_summary(cur.take(idx), seg) for _, idx in groups(cur.hazard)]
+    main = cur.take(~np.isin(cur.hazard, list(AUXILIARY_HAZARDS)))
+    hazards = [hazard_summary(main.take(idx), seg, loq.get(str(h))) for h, idx in groups(main.hazard)]
     for hz in hazards:
         hz["workers"].sort(key=lambda w: (-(w["max"] or 0.0), w["worker"]))
+        hz["instant_levels"] = instant_levels(profile_rows, hz["hazard"], hz["profiles"])
     alerts = alert_summary(cur_lives)
     devices = device_rows(cur, set(zip(st.zone, st.device, strict=True)), cur_lives, open_at_s)
-    quality = quality_summary(devices, len(set(cur.shift)))
+    channels = channel_rows(cur, st.take(st.month != months[-1]))
+    quality = quality_summary(devices, channels, len(set(cur.shift)))
     prev = months_data[-2] if len(months_data) > 1 and months_data[-2]["data"] else None
-    previous = {"hazards": {}, "segs": {}, "alerts": None} if prev is None else prev
+    compared = headline.comparison(lang, months[-1], hazards, prev)
+    listed, exceeded = serious_alerts(cur_lives), exceedances(hazards)
+    has_data = bool(len(cur)) or bool(cur_lives)
     return {
         "site": site,
+        "has_data": has_data,
+        "profiles": sorted(({str(p) for p in cur.profile} | {a.profile for a in cur_lives}) - {""}),
         "previous_data": prev is not None,
         "headline": {
-            **headline.changes(lang, hazards, previous, alerts),
-            "decisions": headline.decisions(lang, hazards, alerts, quality),
+            "comparison": compared,
+            **headline.changes(lang, hazards, prev, alerts, compared["comparable"]),
+            "serious": headline.serious(lang, listed, exceeded),
+            "decisions": decisions(lang, hazards, alerts, quality, has_data=has_data),
         },
+        "serious_alerts": listed,
+        "exceedances": exceeded,
         "hazards": hazards,
+        "auxiliary_shifts": len(cur) - len(main),
         "alerts": alerts,
         "quality": quality,
+        "channels": channels,
         "devices": devices,
         "devices_worst": _worst_devices(devices),
         "trend": months_data,
@@ -143,6 +165,7 @@ def build_monthly(
     pseudonymise: bool = True,
     seg: SegSpec | None = None,
     trend_months: int = DEFAULT_TREND_MONTHS,
+    loq: Mapping[str, float] | None = None,
 ) -> Path:
     """Write report.html, summary.json and the CSV tables for `month` ("YYYY-MM") into `out_dir`.
 
@@ -160,17 +183,33 @@ def build_monthly(
     months = previous_months(month, max(2, trend_months))
     profile_rows = list(limits_profile_rows or [])
     table, lives = _load(store, month, site, months, pseudonym_key if pseudonymise else None, profile_rows)
+    if not len(table) and not lives:
+        raise NoReportData(_nothing_stored(store, month, site, months))
     names = sorted(set(table.site.tolist()) | {a.site for a in lives} | ({site} if site else set()))
     open_at = min(month_bounds(month)[1], now_s)
-    sites = [site_summary(s, table, lives, months, seg, language, open_at) for s in names]
+    loq = dict(loq or {})
+    sites = [site_summary(s, table, lives, months, seg, language, open_at, loq, profile_rows) for s in names]
     summary = _summary(month, site, lang, now_s, pseudonymise, seg, months, profile_rows, sites)
+    summary |= {"loq": loq, "labels": labels(language)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = write_tables(out_dir, summary, table.take(table.month == month), lives, month)
+    tables = write_tables(out_dir, summary, table.take(table.month == month), lives, month, language)
     summary["files"] = ["report.html", "summary.json", *tables]
+    summary["csv_columns"] = tables
     (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     report = out_dir / "report.html"
     report.write_text(render_html(summary, _charts(sites, language), language), encoding="utf-8")
     return report
+
+
+def _nothing_stored(store: Store, month: str, site: str | None, months: Sequence[str]) -> str:
+    span = f"{months[0]} to {month}"
+    if site is None:
+        return f"no shift records and no alerts for any site from {span}: nothing to report"
+    start, end = month_bounds(month)
+    kinds = (RecordKind.ALERTS, RecordKind.EXPOSURES)
+    known = sorted({r["site"] for k in kinds for r in store.query(HistoryQuery(k, t_from_s=start, t_to_s=end))})
+    others = f"; sites with records in {month}: {', '.join(known)}" if known else f"; no site has records in {month}"
+    return f"no shift records and no alerts for site {site!r} from {span}{others}"
 
 
 def _summary(
@@ -186,7 +225,8 @@ def _summary(
         "period": {"from": rfc3339(start), "to": rfc3339(end), "first_day": f"{month}-01",
                    "last_day": f"{month}-{last_day:02d}"},
         "pseudonymised": pseudonymise, "seg_fields": list(seg.fields), "zone_groups": dict(seg.zone_groups),
-        "min_valid_coverage": MIN_VALID_COVERAGE, "trend_months": list(months),
+        "min_valid_coverage": MIN_VALID_COVERAGE, "en689_min_coverage": EN689_MIN_COVERAGE,
+        "trend_months": list(months),
         "limits_profile": profile_rows,
         "limits_profile_columns": list(dict.fromkeys(k for r in profile_rows for k in r)),
         "sites": sites,

@@ -1,4 +1,8 @@
-"""The CSV tables that accompany report.html (machine-readable, dot decimals, UTC times)."""
+"""The CSV tables that accompany report.html (dot decimals, UTC times, codes as stored).
+
+The header row holds each column's label in the report's language (`reports/labels.py`);
+summary.json's `csv_columns` maps every file's labels back to the column keys.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 
 from alerts.types import rfc3339
 from reports.alert_stats import AlertLife
+from reports.i18n import Lang
+from reports.labels import column_label
 from reports.render import write_csv
 from reports.shifts import ShiftTable
 from reports.trend import month_of
@@ -21,13 +27,16 @@ FIGURE_COLUMNS = (
     "share_above_limit", "above_stel", "mean", "p95", "max",
 )  # fmt: skip
 SEG_COLUMNS = (
-    "site", "hazard", "seg", "zones", "n", "workers", "area_monitor_shifts", "oelv", "method", "verdict",
-    "gm", "gsd", "k", "utl", "screen_limit", "exceedance_pct", "reassess_months",
+    "site", "hazard", "seg", "zones", "shifts_total", "n", "excluded_by_reason", "workers", "area_monitor_shifts",
+    "oelv", "loq", "censored", "method", "verdict", "reason", "gm", "gsd", "k", "utl", "screen_limit",
+    "exceedance_pct", "reassess_months",
 )  # fmt: skip
+EXCLUDED_COLUMNS = ("site", "hazard", "seg", "shift", "device", "worker", "coverage", "reason")
+CHANNEL_COLUMNS = ("site", "zone", "device", "hazard", "worker", "shifts_with_data", "expected_shifts", "completeness")
 ALERT_COLUMNS = (
     "alert_id", "site", "zone", "device", "hazard", "worker", "rule", "severity", "since", "acknowledged_at",
-    "time_to_ack_s", "ack_by", "ack_note", "cleared_at", "escalations", "peak_value", "threshold", "unit",
-    "limit_source",
+    "time_to_ack_s", "ack_by", "ack_note", "cleared_at", "escalations", "peak_value", "direction", "threshold",
+    "unit", "profile", "limit_source",
 )  # fmt: skip
 ALERT_RULE_COLUMNS = (
     "site", "rule", "severity", "alerts", "acknowledged", "unacknowledged", "escalated", "ack_median_s",
@@ -68,6 +77,14 @@ def _per_site(sites: Sequence[Mapping[str, Any]], part: str) -> Iterator[dict[st
                 yield {"site": s["site"], "hazard": hz["hazard"], **row}
 
 
+def _excluded_rows(sites: Sequence[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    for s in sites:
+        for hz in s["hazards"]:
+            for seg in hz["segs"]:
+                for e in seg["excluded_shifts"]:
+                    yield {"site": s["site"], "hazard": hz["hazard"], "seg": seg["seg"], **e}
+
+
 def _trend_rows(sites: Sequence[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
     for s in sites:
         for m in s["trend"]:
@@ -76,21 +93,31 @@ def _trend_rows(sites: Sequence[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def write_tables(
-    out_dir: Path, summary: Mapping[str, Any], month_table: ShiftTable, lives: Sequence[AlertLife], month: str
-) -> list[str]:
-    """Write the CSV tables; returns their file names."""
+    out_dir: Path,
+    summary: Mapping[str, Any],
+    month_table: ShiftTable,
+    lives: Sequence[AlertLife],
+    month: str,
+    lang: Lang,
+) -> dict[str, list[list[str]]]:
+    """Write the CSV tables; returns {file name: [[column key, label], ...]}."""
     sites = summary["sites"]
     tables: list[tuple[str, Sequence[str], Any]] = [
         ("shifts.csv", SHIFT_COLUMNS, _shift_rows(month_table)),
         ("zones.csv", ("site", "hazard", "zone", *FIGURE_COLUMNS), _per_site(sites, "zones")),
         ("segs.csv", SEG_COLUMNS, _per_site(sites, "segs")),
+        ("en689_excluded.csv", EXCLUDED_COLUMNS, _excluded_rows(sites)),
         ("workers.csv", ("site", "hazard", "worker", *FIGURE_COLUMNS), _per_site(sites, "workers")),
         ("alerts.csv", ALERT_COLUMNS, (alert_handling_row(a) for a in lives if month_of(a.since_s) == month)),
         ("alert_rules.csv", ALERT_RULE_COLUMNS,
          ({"site": s["site"], **r} for s in sites for r in s["alerts"]["by_rule_severity"])),
         ("devices.csv", DEVICE_COLUMNS, ({"site": s["site"], **d} for s in sites for d in s["devices"])),
+        ("channels.csv", CHANNEL_COLUMNS, ({"site": s["site"], **c} for s in sites for c in s["channels"])),
         ("trend.csv", TREND_COLUMNS, _trend_rows(sites)),
     ]  # fmt: skip
+    out = {}
     for file_name, columns, rows in tables:
-        write_csv(out_dir / file_name, columns, rows)
-    return [t[0] for t in tables]
+        header = [column_label(lang, c) for c in columns]
+        write_csv(out_dir / file_name, columns, rows, header=header)
+        out[file_name] = [[c, h] for c, h in zip(columns, header, strict=True)]
+    return out

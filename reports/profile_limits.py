@@ -9,6 +9,7 @@ exposure action values, a site's own TWA action level) come from the profile row
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from reports.shifts import METRIC_ALIASES, Tiers
 
@@ -48,3 +49,28 @@ def profile_tiers(rows: Iterable[Mapping[str, str]]) -> dict[tuple[str, str], Ti
         old = tiers.get((tier, metric))
         tiers[(tier, metric)] = threshold if old is None else min(old, threshold)
     return out
+
+
+def instant_levels(rows: Iterable[Mapping[str, str]], hazard: str, profiles: Iterable[str]) -> list[dict[str, Any]]:
+    """The `level` tiers (reading by reading) of `hazard` in the given profiles, mildest first.
+
+    A hazard with no shift limit may still be watched by these; the report says so next to
+    "not judged". Rows without a "profile" key belong to every profile.
+    """
+    wanted = set(profiles)
+    out = []
+    for row in rows:
+        if row.get("hazard") != hazard or row.get("rule") != "level":
+            continue
+        if "profile" in row and row["profile"] not in wanted:
+            continue
+        try:
+            threshold = float(row["threshold"])
+        except (KeyError, ValueError):
+            continue
+        out.append({"severity": row.get("severity", ""), "threshold": threshold,
+                    "direction": row.get("direction", "above"), "unit": row.get("unit", "")})  # fmt: skip
+    return sorted(out, key=lambda r: (_SEVERITY_ORDER.get(r["severity"], 9), r["threshold"]))
+
+
+_SEVERITY_ORDER = {"warning": 0, "alarm": 1, "critical": 2}

@@ -3,8 +3,9 @@
 Completeness of a channel (device + hazard + wearer) = Σ coverage / expected shifts, where an
 area monitor (no wearer) is expected in every shift the site had in the month and a personal
 monitor in every shift it reported (a worker's monitor is off the other shifts; its gaps inside
-a worn shift still count). A device's completeness is the mean over its channels; a device seen
-in earlier months with nothing this month scores 0.
+a worn shift still count). A device's completeness is the mean over its hazard channels; a device
+seen in earlier months with nothing this month scores 0. Auxiliary channels (the C-weighted noise
+peak, judged reading by reading) do not count: no shift figure depends on them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from reports.alert_stats import AlertLife
-from reports.exposure_stats import groups
+from reports.exposure_stats import AUXILIARY_HAZARDS, groups
 from reports.shifts import ShiftTable
 
 #: A device below this completeness is named in the headline (fraction of expected data).
@@ -29,10 +30,39 @@ def _channel_completeness(t: ShiftTable, site_shifts: int) -> tuple[int, float, 
     key = np.array([f"{h}\x1f{w}" for h, w in zip(t.hazard, t.worker, strict=True)], dtype=object)
     total, channels = 0.0, 0
     for _, idx in groups(key):
+        if t.hazard[idx[0]] in AUXILIARY_HAZARDS:
+            continue
         expected = site_shifts if t.worker[idx[0]] == "" else len(set(t.shift[idx]))
         total += min(1.0, float(np.nansum(t.coverage[idx])) / expected) if expected else 0.0
         channels += 1
     return channels, total, len(set(t.shift))
+
+
+def _channel_key(t: ShiftTable) -> np.ndarray:
+    parts = zip(t.zone, t.device, t.hazard, t.worker, strict=True)
+    return np.array(["\x1f".join(map(str, p)) for p in parts], dtype=object)
+
+
+def channel_rows(month: ShiftTable, earlier: ShiftTable) -> list[dict[str, Any]]:
+    """Completeness per hazard channel (zone, device, hazard, wearer), auxiliary channels left out.
+
+    `earlier`: the site's shifts of the months before, so that a channel that went silent scores 0.
+    """
+    site_shifts = len(set(month.shift))
+    rows: dict[str, dict[str, Any]] = {}
+    for label, idx in groups(_channel_key(month)):
+        zone, device, hazard, worker = str(label).split("\x1f")
+        expected = site_shifts if worker == "" else len(set(month.shift[idx]))
+        got = float(np.nansum(month.coverage[idx]))
+        rows[label] = {"zone": zone, "device": device, "hazard": hazard, "worker": worker,
+                       "shifts_with_data": int(idx.size), "expected_shifts": expected,
+                       "completeness": min(1.0, got / expected) if expected else 0.0}  # fmt: skip
+    for label in set(_channel_key(earlier)) - set(rows):
+        zone, device, hazard, worker = str(label).split("\x1f")
+        rows[label] = {"zone": zone, "device": device, "hazard": hazard, "worker": worker,
+                       "shifts_with_data": 0, "expected_shifts": site_shifts, "completeness": 0.0}  # fmt: skip
+    keep = (r for r in rows.values() if r["hazard"] not in AUXILIARY_HAZARDS)
+    return sorted(keep, key=lambda r: (r["completeness"], r["zone"], r["device"], r["hazard"]))
 
 
 def device_rows(
@@ -53,7 +83,7 @@ def device_rows(
         rows[(zone, device)] = _empty(zone, device) | {
             "channels": channels,
             "shifts_with_data": shifts,
-            "completeness": total / channels,
+            "completeness": total / channels if channels else None,
             "faulty_shifts": int(np.count_nonzero(part.faulty)),
         }
     for zone, device in earlier_devices:
@@ -77,15 +107,17 @@ def _empty(zone: str, device: str, completeness: float | None = 0.0) -> dict[str
     }  # fmt: skip
 
 
-def quality_summary(devices: list[dict[str, Any]], site_shifts: int) -> dict[str, Any]:
+def quality_summary(devices: list[dict[str, Any]], channels: list[dict[str, Any]], site_shifts: int) -> dict[str, Any]:
+    """Site totals; `low_completeness` are hazard channels (not devices) below LOW_COMPLETENESS."""
     scored = [d["completeness"] for d in devices if d["completeness"] is not None]
     return {
         "site_shifts": site_shifts,
         "devices": len(devices),
         "completeness_mean": float(np.mean(scored)) if scored else None,
-        "low_completeness": [d["device"] for d in devices if d["completeness"] is not None
-                             and d["completeness"] < LOW_COMPLETENESS],
+        "low_completeness": [c for c in channels if c["completeness"] < LOW_COMPLETENESS],
         "malfunctions": sum(d["malfunction_count"] for d in devices),
-        "calibration_overdue": [d["device"] for d in devices if d["calibration_overdue"]],
+        "calibration_overdue": [
+            {"zone": d["zone"], "device": d["device"]} for d in devices if d["calibration_overdue"]
+        ],
         "faulty_shifts": sum(d["faulty_shifts"] for d in devices),
     }  # fmt: skip

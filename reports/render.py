@@ -12,8 +12,10 @@ import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from reports.decisions import channel_text
 from reports.i18n import Lang
-from reports.vocab import HAZARD, METHOD, METRIC, RULE, SEVERITY, VERDICT, name
+from reports.labels import column_label
+from reports.vocab import DIRECTION, EXCLUSION, HAZARD, METHOD, METRIC, RULE, SEVERITY, VERDICT, name
 
 #: Rows of long tables shown in the HTML; the CSV files hold all of them.
 MAX_HTML_ROWS = 20
@@ -43,6 +45,18 @@ class Names:
     def method(self, key: str) -> str:
         return self._(name(METHOD, key))
 
+    def direction(self, key: str) -> str:
+        return self._(name(DIRECTION, key))
+
+    def exclusion(self, key: str) -> str:
+        return self._(name(EXCLUSION, key))
+
+
+def css_string(text: object) -> Markup:
+    """A CSS string literal (for `content:` in the page footer), safe inside <style>."""
+    body = "".join(c if c.isalnum() or c in " .,·-_/()" else f"\\{ord(c):x} " for c in str(text))
+    return Markup(f'"{body}"')  # only alphanumerics and a few punctuation marks pass unescaped
+
 
 def environment(lang: Lang) -> Environment:
     env = Environment(
@@ -54,6 +68,7 @@ def environment(lang: Lang) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(lang.tr, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["css_string"] = css_string
     return env
 
 
@@ -67,6 +82,8 @@ def render_html(summary: Mapping[str, Any], charts: Mapping[str, str], lang: Lan
         lang=lang,
         name=Names(lang),
         max_rows=MAX_HTML_ROWS,
+        channel_text=lambda c: channel_text(lang, c),
+        column=lambda key: column_label(lang, key),
     )
 
 
@@ -80,12 +97,15 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:
-    """Write `rows` (missing keys empty, nested values as JSON) with a header; returns the count."""
+def write_csv(
+    path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], header: Sequence[str] | None = None
+) -> int:
+    """Write `rows` (missing keys empty, nested values as JSON) under `header` (default: the column
+    keys); returns the count."""
     n = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(columns)
+        w.writerow(header or columns)
         for row in rows:
             w.writerow([_cell(row.get(c)) for c in columns])
             n += 1

@@ -127,6 +127,7 @@ class ShiftTable:
     coverage: F64
     faulty: Bool
     valid: Bool  # counted in statistics: not sensor-faulty and coverage >= MIN_VALID_COVERAGE
+    profile: Obj  # limit profile the engine judged the shift with
 
     def __len__(self) -> int:
         return int(self.site.shape[0])
@@ -179,7 +180,7 @@ def _compact(p: _Parser, row: Mapping[str, Any]) -> tuple[Any, ...]:
     j = p.judge(row)
     return (
         j, _f(row.get(METRIC_COLUMN[j.metric])), _f(row.get("twa8")), _f(row.get("stel15_max")),
-        _f(row.get("coverage")), bool(row.get("sensor_faulty")),
+        _f(row.get("coverage")), bool(row.get("sensor_faulty")), str(row.get("profile") or ""),
     )  # fmt: skip
 
 
@@ -222,4 +223,5 @@ def parse_exposures(
         oelv=attr("oelv"), stel=np.array([v[3] for v in vals], np.float64), stel_limit=attr("stel_limit"),
         coverage=cov, faulty=faulty,
         valid=~faulty & (np.nan_to_num(cov) >= MIN_VALID_COVERAGE) & np.isfinite(val),
+        profile=np.array([v[6] for v in vals], dtype=object),
     )  # fmt: skip

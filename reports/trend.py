@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from reports.alert_stats import AlertLife, alert_summary
-from reports.exposure_stats import SegSpec, figures, groups, seg_rows, verdict_counts
+from reports.exposure_stats import AUXILIARY_HAZARDS, SegSpec, figures, groups, seg_rows, verdict_counts
 from reports.shifts import ShiftTable
 
 
@@ -26,13 +26,15 @@ def previous_months(month: str, count: int) -> list[str]:
     return out[::-1]
 
 
-def month_exposures(t: ShiftTable, seg: SegSpec) -> dict[str, Any]:
+def month_exposures(t: ShiftTable, seg: SegSpec, loq: Mapping[str, float]) -> dict[str, Any]:
     """{"hazards": {hazard: figures + SEG verdict counts}, "segs": {seg label: verdict}}."""
     hazards: dict[str, dict[str, Any]] = {}
     verdicts: dict[str, str] = {}
     for hazard, idx in groups(t.hazard):
+        if hazard in AUXILIARY_HAZARDS:
+            continue
         part = t.take(idx)
-        segs = seg_rows(part, seg)
+        segs = seg_rows(part, seg, loq.get(str(hazard)))
         hazards[str(hazard)] = {**figures(part), "segs": len(segs), **verdict_counts(segs)}
         verdicts.update({s["seg"]: s["verdict"] for s in segs})
     return {"hazards": hazards, "segs": verdicts}
@@ -45,7 +47,11 @@ def _alert_figures(lives: Sequence[AlertLife]) -> dict[str, Any]:
 
 
 def trend(
-    site_table: ShiftTable, lives: Sequence[AlertLife], months: Sequence[str], seg: SegSpec
+    site_table: ShiftTable,
+    lives: Sequence[AlertLife],
+    months: Sequence[str],
+    seg: SegSpec,
+    loq: Mapping[str, float],
 ) -> list[dict[str, Any]]:
     """Per month (oldest first): exposure figures per hazard, SEG verdicts and alert figures.
 
@@ -55,7 +61,7 @@ def trend(
     for m in months:
         part = site_table.take(site_table.month == m)
         in_month = [a for a in lives if month_of(a.since_s) == m]
-        expo = month_exposures(part, seg)
+        expo = month_exposures(part, seg, loq)
         out.append({
             "month": m, "data": bool(len(part) or in_month), **expo,
             "alerts": _alert_figures(in_month) if in_month or len(part) else None,

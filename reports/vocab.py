@@ -1,4 +1,7 @@
-"""Names of hazards, metrics, rules, severities and verdicts, marked for translation."""
+"""Names of hazards, metrics, rules, severities, verdicts, directions and units, marked for translation.
+
+Reader-facing text never shows a code (`stel`, `twa_projected`, `above`, `%vol`): it shows these.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ RULE: dict[str, str] = {
     "calibration_due": N_("calibration due"),
     "gap": N_("data gap"),
     "mixture": N_("gas mixture index"),
+    "twa_projected": N_("shift average heading for the limit"),
 }
 
 SEVERITY: dict[str, str] = {
@@ -58,6 +62,29 @@ METHOD: dict[str, str] = {
     "preliminary": N_("preliminary test"),
     "statistical": N_("statistical test"),
     "none": N_("no test"),
+}
+
+
+DIRECTION: dict[str, str] = {
+    "above": N_("at or above"),
+    "below": N_("at or below"),
+}
+
+#: Units as shown to readers (the stored codes stay in summary.json and the CSV files).
+UNIT: dict[str, str] = {
+    "ppm": N_("ppm"),
+    "%vol": N_("% vol"),
+    "mg/m3": N_("mg/m³"),
+    "dBA": N_("dB(A)"),
+    "dBC": N_("dB(C)"),
+    "%": N_("%"),
+}
+
+#: Why a shift does not enter the EN 689 test (`exposure_stats.EXCLUSION_REASONS`).
+EXCLUSION: dict[str, str] = {
+    "sensor_faulty": N_("sensor faulty"),
+    "no_result": N_("no shift result"),
+    "short_coverage": N_("data over less than 6 of 8 hours"),
 }
 
 

@@ -127,13 +127,25 @@ def test_exceedance_estimate_is_lognormal_tail() -> None:
     assert result.exceedance_pct == pytest.approx(50.0)
 
 
-def test_zero_results_are_replaced_by_half_the_smallest_positive() -> None:
-    with_zero = assess([0.0, 1.0, 2.0, 1.5, 1.2, 0.8], 20.0)
-    substituted = assess([0.4, 1.0, 2.0, 1.5, 1.2, 0.8], 20.0)
+def test_non_detects_count_as_half_the_loq() -> None:
+    """EN 689 Annex H substitution: a result below the LOQ is LOQ/2 (not half the smallest result)."""
+    with_zero = assess([0.0, 1.0, 2.0, 1.5, 1.2, 0.8], 20.0, loq=0.6)
+    substituted = assess([0.3, 1.0, 2.0, 1.5, 1.2, 0.8], 20.0)
     assert with_zero.utl == pytest.approx(substituted.utl)
-    nothing = assess([0.0] * 6, 20.0)
-    assert nothing.verdict is Verdict.COMPLIANT
-    assert nothing.utl == 0.0
+    assert (with_zero.censored, with_zero.loq) == (1, 0.6)
+    below = assess([0.5, 1.0, 2.0, 1.5, 1.2, 0.8], 20.0, loq=0.6)  # 0.5 < LOQ is a non-detect too
+    assert below.utl == pytest.approx(substituted.utl)
+    nothing = assess([0.0] * 6, 20.0, loq=1.0)
+    assert (nothing.verdict, nothing.censored, nothing.gm) == (Verdict.COMPLIANT, 6, pytest.approx(0.5))
+
+
+def test_non_detects_without_an_loq_get_no_verdict() -> None:
+    """The old code replaced 0 by half the smallest positive result; without an LOQ there is no
+    honest value for "nothing detected", so the group gets no decision and says why."""
+    result = assess([0.0, 1.0, 2.0, 1.5, 1.2, 0.8], 20.0)
+    assert (result.verdict, result.reason, result.utl) == (Verdict.NO_DECISION, "no_loq", None)
+    with pytest.raises(ValueError, match="LOQ"):
+        assess([1.0, 2.0, 3.0], 20.0, loq=0.0)
 
 
 @pytest.mark.parametrize(

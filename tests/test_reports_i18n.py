@@ -59,7 +59,8 @@ def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> No
         want = set(PLACEHOLDER.findall(msgid))
         for form in forms:
             assert set(PLACEHOLDER.findall(form)) == want, f"{lang}: placeholders differ in {msgid!r}"
-            assert form.count("%") - form.count("%%") * 2 == len(PLACEHOLDER.findall(form)), form
+            if want or "%%" in msgid:  # a formatted message: every other % must be escaped
+                assert form.count("%") - form.count("%%") * 2 == len(PLACEHOLDER.findall(form)), form
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from scipy import stats
 
-from reports.monthly import build_monthly
+from reports.monthly import NoReportData, build_monthly
 from storage.base import HistoryQuery, RecordKind
 from storage.sqlite import SqliteStore
 from tests.report_data import PROFILE_ROWS, MonthSpec, alert_events, exposures
@@ -174,7 +174,7 @@ def test_completeness_per_device(store: SqliteStore, summary: dict[str, Any]) ->
     assert devices["gd-00"]["completeness"] == pytest.approx(expected)
     assert devices["gd-00"]["completeness"] < 0.7
     assert devices["gd-21"]["completeness"] == 0.0  # reported in October, silent in November
-    assert {"gd-00", "gd-21"} <= set(site["quality"]["low_completeness"])
+    assert {"gd-00", "gd-21"} <= {c["device"] for c in site["quality"]["low_completeness"]}
     assert site["quality"]["faulty_shifts"] == sum(1 for r in month_rows if r["sensor_faulty"])
 
 
@@ -197,8 +197,12 @@ def test_headline_compares_with_last_month(store: SqliteStore, summary: dict[str
 
 def test_csv_tables_hold_the_same_numbers(report: Path, summary: dict[str, Any]) -> None:
     def read(name: str) -> list[dict[str, str]]:
+        """Rows by column key: the header holds labels; summary.json maps them back to keys."""
+        keys = [key for key, _label in summary["csv_columns"][name]]
         with (report / name).open(newline="") as fh:
-            return list(csv.DictReader(fh))
+            reader = csv.reader(fh)
+            assert next(reader) == [label for _key, label in summary["csv_columns"][name]]
+            return [dict(zip(keys, row, strict=True)) for row in reader]
 
     assert set(summary["files"]) == {p.name for p in report.iterdir()}
     site = site_of(summary)
@@ -257,11 +261,16 @@ def test_languages_translate_text_and_localise_numbers(
 
 
 def test_empty_month_and_bad_input(store: SqliteStore, tmp_path: Path) -> None:
+    with pytest.raises(NoReportData, match="no site has records in 2026-03"):
+        build_monthly(
+            store, "2026-03", "kop-1", "en", tmp_path / "none", limits_profile_rows=None, pseudonym_key=KEY, now_s=NOW
+        )
     html = build_monthly(
-        store, "2026-03", "kop-1", "en", tmp_path / "empty", limits_profile_rows=None, pseudonym_key=KEY, now_s=NOW
+        store, "2027-01", "kop-1", "en", tmp_path / "empty", limits_profile_rows=None, pseudonym_key=KEY, now_s=NOW
     ).read_text()
     assert "No shift exposure records this month." in html
     assert "No alerts this month." in html
+    assert "No data for this month." in html
     with pytest.raises(ValueError, match="language"):
         build_monthly(store, MONTH, None, "de", tmp_path / "x", limits_profile_rows=None, pseudonym_key=KEY, now_s=NOW)
     with pytest.raises(ValueError, match="pseudonym key"):

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from reports.alert_stats import alert_summary, lifecycles
+from reports.decisions import decisions
 from reports.exposure_stats import SegSpec, figures, hazard_summary, histogram, seg_rows
-from reports.headline import changes, decisions
+from reports.headline import changes
 from reports.i18n import Lang
 from reports.monthly import month_bounds
 from reports.profile_limits import profile_tiers
-from reports.quality import device_rows, quality_summary
+from reports.quality import channel_rows, device_rows, quality_summary
 from reports.shifts import judge, limit_tiers, parse_exposures, pseudonym
 from reports.trend import previous_months
 
@@ -231,9 +232,11 @@ def test_completeness_area_vs_personal_and_missing_devices() -> None:
     assert devices["gone"]["completeness"] == 0.0
     assert devices["pm"]["calibration_overdue"] and not devices["area"]["calibration_overdue"]
     assert devices["area"]["malfunctions"] == {"offline": 1}
-    q = quality_summary(list(devices.values()), 6)
-    assert q["low_completeness"] == ["area", "gone", "pm"]
-    assert q["calibration_overdue"] == ["pm"]
+    channels = channel_rows(t, parse_exposures([expo(device="gone", shift="2026-10-01/1")], None, KEY))
+    q = quality_summary(list(devices.values()), channels, 6)
+    assert [(c["device"], c["hazard"], c["completeness"]) for c in q["low_completeness"]] == [
+        ("gone", "co", 0.0), ("area", "co", 0.5), ("pm", "co", 0.5)]  # fmt: skip
+    assert q["calibration_overdue"] == [{"zone": "z1", "device": "pm"}]
 
 
 # -- headline ---------------------------------------------------------------------------------
@@ -241,7 +244,7 @@ def test_completeness_area_vs_personal_and_missing_devices() -> None:
 
 def hz(share_action: float, share_limit: float, segs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"hazard": "co", "unit": "ppm", "share_above_action": share_action, "share_above_limit": share_limit,
-            "above_limit": 1, "segs": segs or []}  # fmt: skip
+            "above_limit": 1, "segs": segs or [], "shifts": 100, "judged": True, "profiles": ["eu"]}  # fmt: skip
 
 
 def seg(verdict: str, utl: float | None = 25.0) -> dict[str, Any]:
@@ -254,11 +257,11 @@ NO_ALERTS = {"urgent": 0, "ack_median_s": None, "urgent_unacknowledged": 0}
 def test_changes_report_meaningful_moves_only() -> None:
     lang = Lang("en")
     prev = {
-        "hazards": {"co": {"share_above_action": 0.02, "share_above_limit": 0.05}},
+        "hazards": {"co": {"share_above_action": 0.02, "share_above_limit": 0.05, "shifts": 90}},
         "segs": {"s1/z1/co": "compliant"},
         "alerts": {"urgent": 10, "ack_median_s": 300.0},
     }
-    out = changes(lang, [hz(0.09, 0.055, [seg("non_compliant")])], prev, {"urgent": 4, "ack_median_s": 290.0})
+    out = changes(lang, [hz(0.09, 0.055, [seg("non_compliant")])], prev, {"urgent": 4, "ack_median_s": 290.0}, True)
     worse = [i["kind"] for i in out["worse"]]
     assert worse == ["en689_verdict", "share_above_action"]  # limit share moved only 0.5 points
     assert [i["kind"] for i in out["better"]] == ["urgent_alerts"]
@@ -268,14 +271,20 @@ def test_changes_report_meaningful_moves_only() -> None:
 
 def test_decisions_name_non_compliant_groups_and_follow_ups() -> None:
     lang = Lang("en")
-    quality = {"calibration_overdue": ["gd-1"], "low_completeness": []}
-    items = decisions(lang, [hz(0, 0, [seg("non_compliant")])], {**NO_ALERTS, "urgent_unacknowledged": 2}, quality)
+    quality = {"calibration_overdue": [{"zone": "z1", "device": "gd-1"}], "low_completeness": []}
+    items = decisions(lang, [hz(0, 0, [seg("non_compliant")])], {**NO_ALERTS, "urgent_unacknowledged": 2}, quality,
+                      has_data=True)  # fmt: skip
     kinds = [i["kind"] for i in items]
     assert kinds == ["en689_non_compliant", "unacknowledged", "calibration_overdue"]
-    assert "UTL95,70 is 25.0 ppm" in items[0]["text"]
+    assert "upper estimate of a high shift is 25.0 ppm" in items[0]["text"]
+    assert "gd-1 (z1)" in items[2]["text"]
     assert items[1]["text"].startswith("2 alarms were never acknowledged")
     none = decisions(
-        lang, [hz(0, 0, [seg("compliant")])], NO_ALERTS, {"calibration_overdue": [], "low_completeness": []}
+        lang,
+        [hz(0, 0, [seg("compliant")])],
+        NO_ALERTS,
+        {"calibration_overdue": [], "low_completeness": []},
+        has_data=True,
     )
     assert [i["kind"] for i in none] == ["none"]
 
@@ -283,7 +292,8 @@ def test_decisions_name_non_compliant_groups_and_follow_ups() -> None:
 def test_russian_plural_forms_in_headline() -> None:
     lang = Lang("ru")
     q: dict[str, list[str]] = {"calibration_overdue": [], "low_completeness": []}
-    texts = [decisions(lang, [], {**NO_ALERTS, "urgent_unacknowledged": n}, q)[0]["text"] for n in (1, 3, 5, 21)]
+    texts = [decisions(lang, [], {**NO_ALERTS, "urgent_unacknowledged": n}, q, has_data=True)[0]["text"]
+             for n in (1, 3, 5, 21)]  # fmt: skip
     assert texts[0].startswith("1 тревога так и не была")
     assert texts[1].startswith("3 тревоги")
     assert texts[2].startswith("5 тревог ")
