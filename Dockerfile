@@ -11,6 +11,7 @@ COPY alerts ./alerts
 COPY storage ./storage
 COPY reports ./reports
 COPY simulators ./simulators
+COPY board ./board
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/oshmon oshmon \
     && mkdir -p /var/lib/oshmon && chown oshmon /var/lib/oshmon
 USER oshmon

@@ -12,7 +12,7 @@ import traceback
 
 import typer
 
-from gateway import cli_ack, cli_data, cli_ops, cli_sim
+from gateway import cli_ack, cli_board, cli_data, cli_ops, cli_sim
 from gateway.demo import demo_cmd
 from rules.errors import OshError, StoreError
 
@@ -36,6 +36,7 @@ app.command("limits", help="The active exposure limits with their legal sources.
 app.add_typer(cli_data.report_app, name="report")
 app.add_typer(cli_data.export_app, name="export")
 app.add_typer(cli_data.audit_app, name="audit")
+app.add_typer(cli_board.board_app, name="board")
 
 
 def main() -> None:

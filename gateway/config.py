@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     spool: bool = True
     # GET /metrics (Prometheus) and GET /healthz; empty disables (docs/operations.md).
     http_listen: str = "127.0.0.1:9108"
+    # The control-room board (`oshmon board`, docs/board.md).
+    board_listen: str = "127.0.0.1:8080"
+    board_users: Path | None = None  # default: board-users.json in the state directory
+    board_public_read: bool = False  # true: alarms readable without signing in (acks still need it)
+    board_session_hours: float = Field(default=12.0, gt=0, le=24 * 7)
+    board_tls_cert: Path | None = None  # with board_tls_key: serve HTTPS (session cookie Secure)
+    board_tls_key: Path | None = None
+    board_refresh_s: float = Field(default=5.0, gt=0)  # latest values / shift exposures from the store
     pseudonym_key: SecretStr | None = None  # keyed hash for worker ids in reports (default: a random key in state_dir)
     # Limit of quantification of each hazard's instruments (canonical unit), for EN 689 in reports.
     report_loq: dict[str, float] = Field(default_factory=dict)

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
@@ -213,3 +216,83 @@ def _no_delay(_c: paho.Client, _u: Any, sock: Any) -> None:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+# -- async watchers (aiomqtt) ---------------------------------------------------------------------
+# The board and other async consumers need no manual acknowledgement and no persistent session:
+# aiomqtt's `async for` over a connection is the simpler tool there (tech-notes §1). Its incoming
+# queue stays unbounded (max_queued_incoming_messages=0: a bound would drop messages, §1.4).
+
+
+class MqttWatch:
+    """Subscribe to `topics` and hand every message to `on_message(topic, payload, retained)`;
+    reconnects by itself with capped jittered backoff, telling `on_connection(up)` each time the
+    session comes or goes (a new session redelivers retained messages: callers resynchronise)."""
+
+    def __init__(
+        self,
+        target: MqttTarget,
+        client_id: str,
+        topics: list[str],
+        on_message: Callable[[str, bytes, bool], None],
+        on_connection: Callable[[bool], None],
+    ) -> None:
+        self._target = target
+        self._client_id = client_id
+        self._topics = topics
+        self._on_message = on_message
+        self._on_connection = on_connection
+        self._client: aiomqtt.Client | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = float(RECONNECT_MIN_S)
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                delay = float(RECONNECT_MIN_S)
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT (%s): %s; retrying in %.0f s", self._client_id, exc, delay)
+            self._client = None
+            self._on_connection(False)
+            if stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        t = self._target
+        password = t.password.get_secret_value() if t.password else None
+        async with aiomqtt.Client(
+            t.host, t.port, identifier=self._client_id, username=t.username, password=password,
+            tls_context=ssl.create_default_context() if t.tls else None, keepalive=30,
+            max_queued_incoming_messages=0,
+        ) as client:  # fmt: skip
+            for topic in self._topics:
+                await client.subscribe(topic, qos=1)
+            self._client = client
+            self._on_connection(True)
+            messages = asyncio.ensure_future(self._pump(client))
+            await asyncio.wait([messages, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            messages.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await messages
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        async for m in client.messages:
+            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload or "").encode()
+            self._on_message(str(m.topic), payload, bool(m.retain))
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Publish on the current session; ConnectionError when there is none."""
+        client = self._client
+        if client is None:
+            raise ConnectionError("not connected to the MQTT broker")
+        try:
+            await client.publish(topic, payload, qos=qos)
+        except aiomqtt.MqttError as exc:
+            raise ConnectionError(f"MQTT publish to {topic!r} failed: {exc}") from None

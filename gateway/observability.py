@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import uvicorn
@@ -173,11 +174,11 @@ def build_app(metrics: GatewayMetrics, probe: HealthProbe, refresh: Callable[[],
     return Starlette(routes=[Route("/metrics", metrics_endpoint), Route("/healthz", healthz)])
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:9108`) from OSH_HTTP_LISTEN."""
+def parse_listen(listen: str, setting: str = "OSH_HTTP_LISTEN") -> tuple[str, int]:
+    """`host:port` (IPv6 as `[::1]:9108`) from OSH_HTTP_LISTEN or OSH_BOARD_LISTEN."""
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"OSH_HTTP_LISTEN={listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9108 (empty disables)")
+        raise ConfigError(f"{setting}={listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9108")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -190,26 +191,31 @@ class _GatewayOwnsSignals(uvicorn.Server):
         yield
 
 
-def bind_http(listen: str) -> socket.socket:
+def bind_http(listen: str, setting: str = "OSH_HTTP_LISTEN") -> socket.socket:
     """The listening socket for OSH_HTTP_LISTEN, bound before start-up goes on, so a port in use
     stops the gateway at once with the setting named (uvicorn would sys.exit() inside our loop)."""
-    host, port = parse_listen(listen)
+    host, port = parse_listen(listen, setting)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"OSH_HTTP_LISTEN={listen}: cannot listen there ({exc.strerror}); empty disables") from None
+        raise ConfigError(f"{setting}={listen}: cannot listen there ({exc.strerror})") from None
     return sock
 
 
-async def serve_http(app: Starlette, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve `app` on the bound `sock` until `stop` is set."""
-    server = _GatewayOwnsSignals(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+async def serve_http(
+    app: Starlette, sock: socket.socket, stop: asyncio.Event, tls: tuple[Path, Path] | None = None
+) -> None:
+    """Serve `app` on the bound `sock` until `stop` is set (`tls`: certificate and key files)."""
+    cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            ssl_certfile=cert, ssl_keyfile=key)  # fmt: skip
+    server = _GatewayOwnsSignals(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="http-serve")
     host, port = sock.getsockname()[:2]
-    log.info("metrics and health on http://%s:%d/metrics and /healthz", host, port)
+    log.info("serving on %s://%s:%d", "https" if tls else "http", host, port)
     await stop.wait()
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):

@@ -33,18 +33,19 @@ def N_(message: str) -> str:
     return message
 
 
-@lru_cache(maxsize=len(CLDR_LOCALE))
-def translations(lang: str) -> Translations:
-    """The compiled catalogue of `lang`, built from its `.po` file."""
+@lru_cache(maxsize=4 * len(CLDR_LOCALE))
+def translations(lang: str, domain: str = DOMAIN) -> Translations:
+    """The compiled catalogue of `lang`, built from its `.po` file (`domain`: `oshmon_reports`,
+    or `oshmon_board` for the control-room board)."""
     if lang not in CLDR_LOCALE:
         raise ValueError(f"unknown report language {lang!r}; choose one of {', '.join(LANGUAGES)}")
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
     with po.open("rb") as fh:
-        catalog = read_po(fh, locale=CLDR_LOCALE[lang], domain=DOMAIN)
+        catalog = read_po(fh, locale=CLDR_LOCALE[lang], domain=domain)
     buf = io.BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)
-    return Translations(buf, domain=DOMAIN)
+    return Translations(buf, domain=domain)
 
 
 class Lang:

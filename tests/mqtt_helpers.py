@@ -137,8 +137,8 @@ class GatewayProcess:
 
 
 @contextlib.contextmanager
-def gateway(env: dict[str, str], port: int, log: Path) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env, log).start(port)
+def gateway(env: dict[str, str], port: int, log: Path, prefix: str = "osh") -> Iterator[GatewayProcess]:
+    gw = GatewayProcess(env, log).start(port, prefix)
     try:
         yield gw
     finally:

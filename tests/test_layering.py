@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"gateway", "rules", "alerts", "storage", "reports", "simulators"}
+OURS = {"gateway", "rules", "alerts", "storage", "reports", "simulators", "board"}
 ALLOWED: dict[str, set[str]] = {
     "rules": {"rules"},
     "alerts": {"alerts", "rules"},
@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "reports": {"reports", "storage", "rules", "alerts"},
     "simulators": {"simulators", "rules"},
     "gateway": OURS,
+    "board": {"board", "gateway", "rules", "alerts", "storage", "reports"},  # its own process, beside the gateway
 }
 #: Third-party libraries rules/ may use (STYLE.md: numpy and the standard library).
 RULES_THIRD_PARTY = {"numpy"}
