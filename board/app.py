@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,9 @@ def build_app(board: Board) -> Starlette:
         note = body.get("note") if isinstance(body, dict) else None
         if note is not None and not isinstance(note, str):
             return JSONResponse({"error": "note must be a string"}, status_code=400)
-        msg = {"alert_id": alert_id, "by": user["name"], "note": (note or "").strip()[:MAX_NOTE] or None}
+        # `t`: when the officer acknowledged; `ack_id`: a retried request is applied once (docs/spec-changes.md)
+        msg = {"alert_id": alert_id, "by": user["name"], "note": (note or "").strip()[:MAX_NOTE] or None,
+               "t": time.time(), "ack_id": secrets.token_hex(12)}  # fmt: skip
         try:
             await board.publish(f"{board.config.prefix}/{alarm['site']}/ack", orjson.dumps(msg))
         except ConnectionError as exc:

@@ -4,6 +4,7 @@ its sign-in, sessions, CSRF and roles, and the pure parts (state, throttle, user
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,11 @@ def test_officer_acknowledges_as_the_signed_in_user(h: Harness) -> None:
     r = h.client.post("/api/alarms/01ABC/ack", json={"note": "fan 3 restarted", "by": "Chief Inspector Forged"},
                       headers={"X-CSRF-Token": token})  # fmt: skip
     assert r.status_code == 202, r.text
-    assert h.sent == [("osh/kop-1/ack", {"alert_id": "01ABC", "by": "J. Petrović", "note": "fan 3 restarted"})]
+    [(topic, msg)] = h.sent
+    assert topic == "osh/kop-1/ack"
+    assert {k: msg[k] for k in ("alert_id", "by", "note")} == {"alert_id": "01ABC", "by": "J. Petrović",
+                                                               "note": "fan 3 restarted"}  # fmt: skip
+    assert abs(msg["t"] - time.time()) < 60 and len(msg["ack_id"]) == 24
 
 
 def test_ack_refusals(h: Harness) -> None:
