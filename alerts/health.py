@@ -52,11 +52,19 @@ class SensorHealth(DeviceChecks):
         events = self._range_check(batch, registry)
         events += self._stuck_check(batch, registry)
         devs = self._dev_of_ch[batch.channel]
+        np.fmax.at(self.devices.last_reading_t, devs, batch.t_s)
         t_last = float(batch.t_s.max())
         if seq is not None:
             events += self._gap_check(seq_gaps(self.devices.max_seq, devs, seq, batch.t_s))
         events += self._alive(np.unique(devs), t_last, now_s)
         return events
+
+    def remember(self, batch: ReadingBatch, registry: ChannelRegistry) -> None:
+        """Readings stored before a restart (the engine's replay): they tell how recent a status
+        message must be to matter; they raise and clear nothing."""
+        if len(batch):
+            self._sync(registry)
+            np.fmax.at(self.devices.last_reading_t, self._dev_of_ch[batch.channel], batch.t_s)
 
     def _sync(self, registry: ChannelRegistry) -> None:
         """Per-channel lookup arrays for channels added to the registry since the last batch."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -10,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from alerts.health_checks import SeqGap
-from alerts.health_meta import DAY_S, DeviceTable, parse_calibration
+from alerts.health_meta import DATE_AHEAD_S, DAY_S, DeviceTable, parse_calibration, status_time
 from alerts.health_policy import HealthPolicy
 from alerts.health_storm import OfflineGroups, member_id
 from alerts.lifecycle import AlertBook
@@ -30,6 +32,9 @@ class DeviceChecks:
         self.devices = DeviceTable()
         self.counts: Counter[str] = Counter()
         self.groups = OfflineGroups(book, policy.storm_devices, policy.storm_window_s)
+        #: Digest of the last status message applied per device, kept in the checkpoint: the
+        #: same retained message delivered again when the gateway re-subscribes is old news.
+        self.status_seen: dict[tuple[str, str, str], str] = {}
 
     def _device(self, site: str, zone: str, device: str) -> int:
         """Device id; a new device takes over alerts left open by a restored alert book."""
@@ -46,38 +51,93 @@ class DeviceChecks:
 
     # ---- status topic --------------------------------------------------------------------
     def on_status(
-        self, site: str, zone: str, device: str, payload: Mapping[str, Any], t_s: float, now_s: float
+        self,
+        site: str,
+        zone: str,
+        device: str,
+        payload: Mapping[str, Any],
+        t_s: float,
+        now_s: float,
+        *,
+        retained: bool = False,
     ) -> list[AlertEvent]:
-        """A (retained) status message: `{"state": "online"|"offline", "interval_s", "calibrated_on"}`."""
+        """A (retained) status message: `{"state": "online"|"offline", "interval_s", "calibrated_on", "t"}`.
+
+        A status may only worsen health on its own word: `offline` raises the offline alert,
+        `online` never clears one (readings do). A status older than what the gateway already
+        knows of the device (its time stamp `t` before the device's newest reading or status),
+        or a retained message already applied before a restart (`status_seen`), changes
+        nothing: it is a stale retained message (issue 13)."""
         d = self.devices
         dev = self._device(site, zone, device)
-        interval = payload.get("interval_s")
-        if isinstance(interval, int | float) and not isinstance(interval, bool) and 0 < interval < 1e7:
-            d.interval_s[dev] = float(interval)
+        if np.isnan(d.last_seen_wall[dev]):
+            d.last_seen_wall[dev] = now_s  # the silence clock starts; a status is no sign of life after that
+        if self._stale(dev, payload):
+            self.counts["stale_status"] += 1
+            return []
+        self._set_interval(dev, payload.get("interval_s"))
         if "calibrated_on" in payload:
-            self._set_calibration(dev, payload["calibrated_on"])
+            self._set_calibration(dev, payload["calibrated_on"], now_s)
+        digest = status_digest(payload)
+        if retained and digest == self.status_seen.get((site, zone, device)):
+            self.counts["stale_status"] += 1  # applied before a restart: its metadata, not its state
+            return self._calibration(np.array([dev]), now_s)
+        self.status_seen[(site, zone, device)] = digest
         state = payload.get("state")
         events: list[AlertEvent] = []
-        subject = d.subjects[dev]
         if state == "offline":
             text = f"{device} reported offline (status topic / Last Will)"
             if not d.offline[dev]:
+                subject = d.subjects[dev]
                 events += self._offline(
                     [dev],
                     t_s,
                     now_s,
                     lambda _: self.book.raise_health(subject, OFFLINE, t_s=t_s, now_s=now_s, message=text),
                 )
-        elif state == "online":
-            d.last_seen_wall[dev] = now_s
-            events += self._back_online(dev, t_s, now_s, f"{device} reported online again")
         return events + self._calibration(np.array([dev]), now_s)
 
-    def _set_calibration(self, dev: int, raw: Any) -> None:
+    def status_seen_json(self) -> list[list[str]]:
+        return [[*k, v] for k, v in self.status_seen.items()]
+
+    def restore_status_seen(self, rows: Any) -> None:
+        """From `status_seen_json()` in a checkpoint; anything malformed is skipped (a cache)."""
+        for r in rows if isinstance(rows, list) else []:
+            if isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r):
+                self.status_seen[(r[0], r[1], r[2])] = r[3]
+
+    def _stale(self, dev: int, payload: Mapping[str, Any]) -> bool:
+        d = self.devices
+        try:
+            t = status_time(payload)
+        except ValueError:
+            return False
+        if t is None:
+            return False
+        known = np.fmax(d.last_reading_t[dev], d.last_status_t[dev])
+        if not np.isnan(known) and t < known:
+            return True
+        d.last_status_t[dev] = t
+        return False
+
+    def _set_interval(self, dev: int, interval: Any) -> None:
+        p = self.policy
+        if interval is None:
+            return
+        if isinstance(interval, int | float) and not isinstance(interval, bool):
+            if p.interval_min_s <= interval <= p.interval_max_s:
+                self.devices.interval_s[dev] = float(interval)
+                return
+        self.counts["bad_interval_s"] += 1
+
+    def _set_calibration(self, dev: int, raw: Any, now_s: float) -> None:
         try:
             cal = parse_calibration(raw)
         except ValueError:
             self.counts["bad_calibrated_on"] += 1
+            return
+        if any(t > now_s + DATE_AHEAD_S for t in cal.values()):
+            self.counts["bad_calibrated_on"] += 1  # a calibration in the future: ignored
             return
         self.devices.calibrated[dev] = cal
         self.devices.cal_due_s[dev] = min(cal.values()) + self.policy.calibration_days * DAY_S
@@ -198,6 +258,12 @@ class DeviceChecks:
             threshold=days,
             unit="d",
         )
+
+
+def status_digest(payload: Mapping[str, Any]) -> str:
+    """Short digest of a status payload's content (key order does not matter)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _day(t_s: float) -> str:

@@ -35,6 +35,11 @@ DEFAULT_STUCK_HAZARDS: frozenset[str] = frozenset({Hazard.NOISE, Hazard.CO2, Haz
 
 #: 30 CFR 75.351(n): CO and CH4 sensors calibrated at intervals not exceeding 31 days.
 CALIBRATION_INTERVAL_DAYS = 31.0
+#: Bounds of a device's declared `interval_s`: fast noise/gas loggers report several times a
+#: second; a fixed monitor silent for more than an hour is not monitoring (and a huge interval
+#: would switch off offline detection: issue 15).
+INTERVAL_MIN_S = 0.1
+INTERVAL_MAX_S = 3600.0
 
 #: Offline alerts of one site within STORM_WINDOW_S before they are folded into one site-level
 #: alert. Ten separate alerts are still readable on a board; twenty thousand bury a real alarm.
@@ -55,6 +60,8 @@ class HealthPolicy:
     - `calibration_days`: `calibrated_on` older than this → `calibration_due`.
     - `storm_devices` / `storm_window_s`: that many devices of one site going offline within the
       window → one site-level alert for all of them (alerts/health_storm.py).
+    - `interval_min_s` / `interval_max_s`: the accepted range of a status `interval_s`; outside
+      it the value is dead-lettered and ignored.
     """
 
     sensor_range: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_SENSOR_RANGE))
@@ -68,6 +75,8 @@ class HealthPolicy:
     calibration_days: float = CALIBRATION_INTERVAL_DAYS
     storm_devices: int = STORM_DEVICES
     storm_window_s: float = STORM_WINDOW_S
+    interval_min_s: float = INTERVAL_MIN_S
+    interval_max_s: float = INTERVAL_MAX_S
 
     def silence_limit_s(self, interval_s: float | None) -> float:
         return max(self.offline_k * (interval_s or self.default_interval_s), self.min_silence_s)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from alerts.health_meta import status_problems
 from gateway.codec import Topic, TopicKind, parse_topic
 from gateway.deadletter import DeadLetter
 from gateway.mqtt import InboundMessage
@@ -35,6 +36,8 @@ class DecodeLimits:
     prefix: str
     max_age_s: float
     max_future_s: float
+    #: Accepted range of a status message's `interval_s` (OSH_HEALTH); None: not checked.
+    interval_s: tuple[float, float] | None = None
 
 
 class _Columns:
@@ -109,10 +112,27 @@ def sort_messages(
                 if admit is not None:  # a status of a device beyond the inventory is refused too
                     admit(topic.site, topic.zone, topic.device)
                 if m.payload:  # an empty retained message only clears the retained status
-                    out.statuses.append((topic, decode_status(m.payload), m.retain))
+                    status = _checked_status(decode_status(m.payload), m, limits, now_s, out.dead)
+                    out.statuses.append((topic, status, m.retain))
             else:
                 out.acks.append((topic, decode_ack(m.payload), m))
         except PayloadError as exc:
             out.dead.append(DeadLetter(m.topic, str(exc), m.payload, m.received_s))
     out.readings, out.seq = cols.batch()
     return out
+
+
+def _checked_status(
+    status: StatusPayload, m: InboundMessage, limits: DecodeLimits, now_s: float, dead: list[DeadLetter]
+) -> StatusPayload:
+    """Metadata out of range (interval, calibration date in the future) is dead-lettered and
+    dropped; the rest of the status (e.g. `offline`) still counts."""
+    if limits.interval_s is None:
+        return status
+    lo, hi = limits.interval_s
+    bad = status_problems(status.model_dump(exclude_none=True), lo, hi, now_s, limits.max_future_s)
+    if not bad:
+        return status
+    dead.extend(DeadLetter(m.topic, reason, m.payload, m.received_s) for reason in bad.values())
+    kept = {k: v for k, v in status.model_dump().items() if k not in bad}
+    return StatusPayload.model_validate(kept)

@@ -50,10 +50,15 @@ class Checkpoint:
         self.min_interval_s = min_interval_s
         self.clock = clock
         self.writes = 0
+        self.loaded: dict[str, Any] | None = None  # what `read()` returned
         self._next_s = float("-inf")
 
     def read(self) -> dict[str, Any] | None:
         """The saved snapshot if it belongs to this store; None (with a log line) otherwise."""
+        self.loaded = self._read()
+        return self.loaded
+
+    def _read(self) -> dict[str, Any] | None:
         if not self.path.exists():
             return None
         try:

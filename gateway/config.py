@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,7 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from alerts.health_policy import STORM_DEVICES, STORM_WINDOW_S, HealthPolicy
+from alerts.health_policy import INTERVAL_MAX_S, INTERVAL_MIN_S, STORM_DEVICES, STORM_WINDOW_S, HealthPolicy
 from alerts.policy import DEFAULT_ESCALATE_AFTER_S, AlertPolicy
 from alerts.sinks.config import ConsoleConfig, SinksConfig
 from gateway.inventory import DEFAULT_MAX_CHANNELS_PER_SITE, DEFAULT_MAX_SITES
@@ -71,6 +71,14 @@ class HealthSettings(BaseModel):
     calibration_days: float = Field(default=31.0, gt=0)  # 30 CFR 75.351(n)
     storm_devices: int = Field(default=STORM_DEVICES, ge=1)  # offline devices of a site folded into one alert
     storm_window_s: float = Field(default=STORM_WINDOW_S, gt=0)
+    interval_min_s: float = Field(default=INTERVAL_MIN_S, gt=0)  # accepted status interval_s
+    interval_max_s: float = Field(default=INTERVAL_MAX_S, gt=0)
+
+    @model_validator(mode="after")
+    def _interval_range(self) -> HealthSettings:
+        if self.interval_min_s >= self.interval_max_s:
+            raise ValueError("interval_min_s must be below interval_max_s")
+        return self
 
     def policy(self) -> HealthPolicy:
         return HealthPolicy(**self.model_dump())  # the field names are HealthPolicy's own

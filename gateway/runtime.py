@@ -149,6 +149,7 @@ class Runtime:
         _warn_legacy_state_dir(settings)
         alerts = load_alerts(ckpt, store, book.limits, settings.alerts.policy(), _takes_over(settings))
         health = SensorHealth(alerts, settings.health.policy())
+        health.restore_status_seen((ckpt.loaded or {}).get("status_seen"))
         side: list[AlertEvent] = []
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
         rt = cls(settings, book, engine, alerts, store, health, sinks, side, rejected, ckpt=ckpt)
@@ -195,6 +196,7 @@ class Runtime:
         if chan:
             batch = ReadingBatch(np.array(chan, np.int64), np.array(t_s), np.array(value))
             result = self.engine.ingest(batch)
+            self.health.remember(batch, self.engine.registry)  # how recent a status must be to matter
             if result.exposures:
                 self.store.write_exposures(result.exposures)
             log.info("rebuilt running exposure state from %d stored readings", len(chan))
@@ -254,12 +256,14 @@ class Runtime:
     def health_on_batch(self, batch: Sorted, now_s: float) -> list[AlertEvent]:
         """Sensor health: status messages (and Last Wills), range, stuck values, sequence gaps."""
         events: list[AlertEvent] = []
-        for topic, status, _retained in batch.statuses:
+        for topic, status, retained in batch.statuses:
             payload = status.model_dump(exclude_none=True)
-            events += self.health.on_status(topic.site, topic.zone, topic.device, payload, now_s, now_s)
+            events += self.health.on_status(
+                topic.site, topic.zone, topic.device, payload, now_s, now_s, retained=retained
+            )
         if len(batch.readings):
             events += self.health.observe(batch.readings, self.engine.registry, now_s, batch.seq)
-        self._dirty = self._dirty or bool(events)
+        self._dirty = self._dirty or bool(events) or bool(batch.statuses)
         return events
 
     def acknowledge(
@@ -310,8 +314,11 @@ class Runtime:
         second unless forced); the store's alert log stays the truth."""
         if self.ckpt is None:
             self.ckpt = Checkpoint(self.settings.state_path / ALERT_CHECKPOINT, self.settings.store_identity)
-        if self.ckpt.save(self.alerts.snapshot, force=force):
+        if self.ckpt.save(self._snapshot, force=force):
             self._dirty = False
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**self.alerts.snapshot(), "status_seen": self.health.status_seen_json()}
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

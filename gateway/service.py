@@ -60,7 +60,8 @@ class GatewayService:
         self.metrics = metrics or GatewayMetrics()
         self._sink_failures_seen: dict[str, int] = {}
         s = rt.settings
-        self.limits = DecodeLimits(s.topic_prefix, s.max_age_s, s.max_future_s)
+        bounds = (s.health.interval_min_s, s.health.interval_max_s)
+        self.limits = DecodeLimits(s.topic_prefix, s.max_age_s, s.max_future_s, interval_s=bounds)
         self._stopping = asyncio.Event()
         self._channels: ChannelCache = {}
         self._dead_log = DeadLetterLog(log)

@@ -134,8 +134,9 @@ def test_silence_longer_than_k_intervals(health: SensorHealth, reg: ChannelRegis
     assert (ev.rule, ev.device, ev.value, ev.threshold) == ("offline", "gd-17", 31.0, 30.0)
     assert ev.message == "gd-17 silent for 31 s (expected a reading every 10 s)"
     assert health.check(T0 + 100) == []
-    [c] = health.on_status("kop-1", "north", "gd-17", {"state": "online"}, T0 + 120, T0 + 120)
-    assert c.event == "cleared" and c.message == "gd-17 reported online again"
+    assert health.on_status("kop-1", "north", "gd-17", {"state": "online"}, T0 + 120, T0 + 120) == []
+    [c] = health.observe(readings(reg, [(CO, T0 + 120, 1.0)]), reg, T0 + 120)  # recovery needs readings
+    assert c.event == "cleared" and c.message == "gd-17 is sending readings again"
     # nd-3 (default interval 60 s, k = 3) only goes silent after 180 s
     health.observe(readings(reg, [(NOISE, T0 + 120, 80.0)]), reg, T0 + 120)
     assert [e.device for e in health.check(T0 + 299)] == ["gd-17"]  # silent again since T0 + 120
