@@ -161,6 +161,7 @@ def export_evidence(
     start, end = parse_cli_time(t_from, "--from"), parse_cli_time(t_to, "--to")
     if end <= start:
         raise ConfigError("--to must be later than --from")
+    cv.new_folder(out, "--out")
     settings = load_settings(config)
     store = open_configured_store(settings, read_only=True)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 from rules.errors import ConfigError
 from rules.types import Hazard, RuleKind, Severity
@@ -93,3 +94,11 @@ def site(raw: str | None, store: Store, configured: Iterable[str] = ()) -> str |
     if not known:
         raise ConfigError(f"--site {raw!r}: the store holds no records of any site yet")
     raise _unknown("--site", raw, known, "site")
+
+
+def new_folder(path: Path, option: str) -> None:
+    """An output folder must be new or empty, and not a symbolic link (nothing is overwritten)."""
+    if path.is_symlink():
+        raise ConfigError(f"{option} {path}: is a symbolic link; give a new or empty folder")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{option} {path}: not an empty folder; give a new or empty folder")

@@ -193,3 +193,19 @@ def test_influx_sites_are_checked(influxd: Influxd, tmp_path: Path) -> None:
     assert "known: kop-1" in one_line_error(oshmon(env, "history", "--site", "kop-9"), 2)
     done = oshmon(env, "history", "--site", "kop-1", "--format", "csv")
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 4, done.stderr
+
+
+def test_export_into_a_non_empty_folder_is_one_line(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("do not overwrite")
+    args = ("export", "evidence", "--site", "kop-1", "--from", "2026-10-01", "--to", "2026-12-01", "--out", str(out))
+    assert "not an empty folder" in one_line_error(oshmon(sqlite_env(db), *args), 2)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_status_names_a_missing_store(tmp_path: Path) -> None:
+    wrong = tmp_path / "nowhere.db"
+    done = oshmon(sqlite_env(wrong), "status")
+    assert done.returncode == 1 and str(wrong) in done.stderr and "Traceback" not in done.stderr
+    assert not wrong.exists()
