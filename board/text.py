@@ -87,6 +87,9 @@ UI: dict[str, str] = {
     "rule_calibration_due": "calibration due",
     "rule_gap": "missing readings",
     "rule_not_judged": "not judged",
+    "role_officer": "officer",
+    "role_viewer": "viewer",
+    "board_lost": "Connection to the board lost; reconnecting",
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import SECRET_FIELDS, Settings, load_settings
+from gateway.config import SECRET_FIELDS, Settings, load_settings, parse_mqtt_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,3 +125,22 @@ def test_broker_config_does_not_drop_queued_messages() -> None:
     queued = int(re.search(r"^max_queued_messages (\d+)", conf, re.M).group(1))  # type: ignore[union-attr]
     assert queued == 0 or queued > 100_000, "mosquitto's default of 1000 drops QoS 1 readings"
     assert re.search(r"^persistence true", conf, re.M)
+
+
+def test_board_service_matches_its_account_port_and_healthcheck(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    svc = compose()["services"]["board"]
+    assert svc["command"] == ["board"]
+    env = {k: re.sub(r"\$\{[^}]*\}", "secret", str(v)) for k, v in svc["environment"].items()}
+    token = tmp_path / "influx_token"
+    token.write_text("t0ken\n")
+    env["OSH_INFLUX_TOKEN_FILE"] = str(token)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    s = load_settings()
+    assert parse_mqtt_url(s.mqtt_url).username == "oshmon-board", "the board uses its own ACL account"
+    assert "user oshmon-board" in (ROOT / "deploy" / "aclfile").read_text()
+    port = s.board_listen.rsplit(":", 1)[1]
+    assert s.board_listen.startswith("0.0.0.0:") and f"{port}:{port}" in svc["ports"]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(svc["healthcheck"]["test"])

@@ -75,7 +75,7 @@
     const fig = el("div", "figures");
     if (a.value !== null && a.value !== undefined) {
       fig.append(el("span", "value", tr("value") + ": " + num(a.value) + " " + (a.unit || "")));
-      fig.append(el("span", "limit", tr("limit") + ": " + num(a.threshold) + " " + (a.unit || "")));
+      if (a.threshold !== null && a.threshold !== undefined) fig.append(el("span", "limit", tr("limit") + ": " + num(a.threshold) + " " + (a.unit || "")));
     }
     const age = el("span", "age");
     age.dataset.since = a.since || "";
@@ -306,7 +306,7 @@
     es.addEventListener("board", function (m) { render(JSON.parse(m.data)); });
     es.onerror = function () {
       const b = document.getElementById("banner");
-      b.textContent = tr("broker_lost") + " " + new Date().toLocaleTimeString(LANG) + ": " + tr("broker_lost_tail");
+      b.textContent = tr("board_lost");
       b.hidden = false;
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
     };
