@@ -147,9 +147,8 @@ HEALTH_ACTION: dict[RuleKind, str] = {
     RuleKind.GAP: "Check the device's network link and buffering; readings in the gap count as no data",
     RuleKind.CALIBRATION_DUE: "Calibrate the sensor with a known gas concentration; record the calibration",
     RuleKind.NOT_JUDGED: (
-        "No reading of this hazard raises an alarm: give the site a profile that has its limits "
-        "([sites.NAME] profile), or add the limits of your national law with their sources in a "
-        "profile file (docs/exposure.md); until then have the readings checked by a person"
+        "No reading of this hazard raises an alarm: give the site a profile with its limits, or add "
+        "your national limits with their sources in a profile file; meanwhile have the readings checked by a person"
     ),
     RuleKind.INTEGRITY: (
         "Someone without the gateway's role published on its alarm or alert topics: check the broker's ACL "

@@ -12,6 +12,7 @@ hazard`, so its retained topic is `P/{site}/alarms/profile/{profile}/{hazard}/no
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 
@@ -43,10 +44,20 @@ class CoverageWatch:
         self._seen_channels = 0
         self._checked: set[tuple[str, Hazard]] = set()
 
-    def check(self, registry: ChannelRegistry, alerts: AlertBook, now_s: float) -> list[AlertEvent]:
-        """`not_judged` alerts for (site, hazard) pairs first measured since the last call."""
+    def check(
+        self,
+        registry: ChannelRegistry,
+        alerts: AlertBook,
+        now_s: float,
+        t_of: Callable[[int], float] | None = None,
+        upto: int | None = None,
+    ) -> list[AlertEvent]:
+        """`not_judged` alerts for (site, hazard) pairs first measured since the last call, among
+        the channels below `upto` (default: all); the event time is `t_of(channel)` (the
+        reading's event time), else `now_s`."""
         events: list[AlertEvent] = []
-        for key in registry.keys[self._seen_channels :]:
+        first, end = self._seen_channels, len(registry) if upto is None else min(upto, len(registry))
+        for c, key in enumerate(registry.keys[first:end], start=first):
             pair = (key.site, key.hazard)
             if pair in self._checked:
                 continue
@@ -56,12 +67,14 @@ class CoverageWatch:
                 continue
             subject = AlertSubject(key.site, CONFIG_ZONE, profile_level(profile), str(key.hazard))
             message = not_judged_message(str(key.hazard), key.site, profile)
+            t_s = t_of(c) if t_of is not None else now_s
             raised = alerts.raise_health(
-                subject, RuleKind.NOT_JUDGED, t_s=now_s, now_s=now_s, message=message, profile=profile
-            )
-            log.warning("%s%s", message, "" if raised else " (its alert is open already)")
+                subject, RuleKind.NOT_JUDGED, t_s=t_s if math.isfinite(t_s) else now_s, now_s=now_s,
+                message=message, profile=profile,
+            )  # fmt: skip
+            log.info("%s%s", message, "" if raised else " (its alert is open already)")
             events += raised
-        self._seen_channels = len(registry)
+        self._seen_channels = max(first, end)
         return events
 
     def reconcile(self, alerts: AlertBook, now_s: float) -> list[AlertEvent]:
@@ -95,7 +108,7 @@ def log_site_profiles(book: ProfileBook, default_profile: str, sites: Mapping[st
                           ("every other site", default_profile)]:  # fmt: skip
         missing = unjudged_hazards(book, profile)
         line = f"{site}: limit profile {profile}" + (
-            f"; no limits for {', '.join(missing)} (measuring them raises a not_judged alert)" if missing else ""
+            f"; no limits for {', '.join(missing)} (a not_judged alert when measured)" if missing else ""
         )
         lines.append(line)
         (log.warning if missing else log.info)("%s", line)

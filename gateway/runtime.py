@@ -245,7 +245,12 @@ class Runtime:
         """`not_judged` alerts for hazards first measured at a site whose profile has no limit for them."""
         if self.coverage is None:
             return []
-        return self.coverage.check(self.engine.registry, self.alerts, now_s)
+        live = self.engine.live
+
+        def t_of(channel: int) -> float:  # the channel's latest reading (its first, when new)
+            return float(live["t_last"][channel]) if channel < live.size and live["has"][channel] else now_s
+
+        return self.coverage.check(self.engine.registry, self.alerts, now_s, t_of, upto=live.size)
 
     def _flag_faulty(self, rec: ExposureRecord) -> ExposureRecord:
         """Mark a shift figure computed while its sensor had a malfunction alert open."""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,11 @@ def test_one_alert_per_site_and_hazard(book: ProfileBook) -> None:
         ChannelKey("kop-2", "face-1", "gd-1", Hazard.CH4),  # judged by us-msha: no alert
     ):
         reg.id_for(key)
-    (ev,) = watch.check(reg, alerts, 100.0)
+    (ev,) = watch.check(reg, alerts, 100.0, t_of=lambda c: 50.0 + c)
     assert (ev.event, ev.severity, ev.rule) == ("raised", Severity.MALFUNCTION, RuleKind.NOT_JUDGED)
     assert (ev.site, ev.zone, ev.device, ev.hazard, ev.profile) == ("kop-1", "profile", "eu", "ch4", "eu")
     assert ev.message == MESSAGE and ev.action and ev.limit_source
+    assert ev.t_s == 50.0  # the event time of the channel's reading
     reg.id_for(ChannelKey("kop-1", "face-2", "gd-7", Hazard.CH4))  # another device, same site and hazard
     reg.id_for(ChannelKey("kop-1", "face-2", "pm-1", Hazard.CH4, "w-1001"))
     assert watch.check(reg, alerts, 200.0) == []
@@ -118,6 +120,8 @@ def test_methane_under_eu_raises_the_configuration_alert(mosquitto: Mosquitto, t
         (ev,) = [a for a in col.json_on("/alerts") if a["rule"] == "not_judged"]
         assert (ev["event"], ev["severity"], ev["hazard"], ev["profile"]) == ("raised", "malfunction", "ch4", "eu")
         assert ev["message"] == MESSAGE
+        t = datetime.fromisoformat(str(ev["t"]).replace("Z", "+00:00")).timestamp()
+        assert T0 <= t <= T0 + 290  # the readings' event time, not the wall clock
         assert not [a for a in col.json_on("/alerts") if a["rule"] == "level"]  # eu really has no methane level
         log = (tmp_path / "gw.log").read_text()
         assert "every other site: limit profile eu; no limits for ch4" in log and MESSAGE in log
