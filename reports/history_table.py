@@ -134,15 +134,16 @@ COLUMNS: dict[RecordKind, tuple[Col, ...]] = {
 
 def fit(cols: Sequence[Col], widths: Sequence[int], width: int | None) -> list[int]:
     """Indexes of the columns to show: every priority-0 column, then the others by priority
-    (ties in display order) while the table fits `width` (None: all of them)."""
+    (ties in display order) until the next one does not fit `width` (None: all of them)."""
     if width is None:
         return list(range(len(cols)))
     chosen = {i for i, c in enumerate(cols) if c.priority == 0}
     used = sum(widths[i] for i in chosen) + GAP * (len(chosen) - 1)
     for i in sorted((i for i in range(len(cols)) if i not in chosen), key=lambda i: (cols[i].priority, i)):
-        if used + GAP + widths[i] <= width:
-            chosen.add(i)
-            used += GAP + widths[i]
+        if used + GAP + widths[i] > width:
+            break  # no smaller, less important column in its place: the same view for every block
+        chosen.add(i)
+        used += GAP + widths[i]
     return sorted(chosen)
 
 
