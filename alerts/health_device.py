@@ -35,6 +35,17 @@ class DeviceChecks:
         #: Digest of the last status message applied per device, kept in the checkpoint: the
         #: same retained message delivered again when the gateway re-subscribes is old news.
         self.status_seen: dict[tuple[str, str, str], str] = {}
+        self.silence_paused = False  # the gateway's own intake is behind: silence proves nothing
+        self._silence_floor_s = -np.inf  # silence is counted from here at the earliest
+
+    def pause_silence(self) -> None:
+        """Stop calling devices silent: the gateway, not the devices, is behind (gateway/intake.py)."""
+        self.silence_paused = True
+
+    def resume_silence(self, now_s: float) -> None:
+        """The gateway caught up: count silence again, but not the time it was behind."""
+        self.silence_paused = False
+        self._silence_floor_s = now_s
 
     def _device(self, site: str, zone: str, device: str) -> int:
         """Device id; a new device takes over alerts left open by a restored alert book."""
@@ -210,7 +221,7 @@ class DeviceChecks:
             return []
         interval = np.where(np.isnan(d.interval_s), p.default_interval_s, d.interval_s)
         limit = np.maximum(p.offline_k * interval, p.min_silence_s)
-        silent_s = now_s - d.last_seen_wall
+        silent_s = now_s - np.maximum(d.last_seen_wall, self._silence_floor_s)
 
         def raise_one(dev: int) -> list[AlertEvent]:
             text = (
@@ -222,7 +233,7 @@ class DeviceChecks:
                 value=float(silent_s[dev]), threshold=float(limit[dev]), unit="s",
             )  # fmt: skip
 
-        silent = np.flatnonzero(~d.offline & (silent_s > limit)).tolist()
+        silent = [] if self.silence_paused else np.flatnonzero(~d.offline & (silent_s > limit)).tolist()
         events = self._offline(silent, now_s, now_s, raise_one)
         return events + self._calibration(np.arange(len(d)), now_s)
 

@@ -149,3 +149,28 @@ def _bound_port(broker: Broker) -> int:
     """The port the OS gave the listener (amqtt keeps its asyncio.Server per listener name)."""
     server = broker._servers[_LISTENER].instance  # amqtt 0.12 has no public accessor for this
     return int(server.sockets[0].getsockname()[1])
+
+
+async def serve_until_terminated(host: str, port: int) -> None:
+    """Run an embedded broker until SIGTERM/SIGINT (`python -m gateway.broker PORT`)."""
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with EmbeddedBroker(host, port):
+        await stop.wait()
+
+
+if __name__ == "__main__":  # the demo runs the embedded broker in its own process (gateway/demo_broker.py)
+    import asyncio
+    import sys
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve_until_terminated("127.0.0.1", int(sys.argv[1])))
+    except ConfigError as exc:
+        print(f"oshmon broker: {exc}", file=sys.stderr)
+        sys.exit(2)

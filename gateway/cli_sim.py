@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -20,7 +19,7 @@ from gateway.timeparse import parse_cli_time
 from rules.errors import ConfigError
 from simulators import SCENARIO_NAMES, MineSpec, Scenario, SimMessage, apaced, live_start, scenario, simulate
 
-PUBLISH_WINDOW = 500  # QoS 1 publishes awaiting PUBACK at once
+PUBLISH_WINDOW = 500  # QoS 1 publishes awaiting PUBACK at once (back-pressure)
 BACKFILL_SERIES_S = 600.0  # dust/noise series: one message per device per 10 min in a backfill
 
 
@@ -81,21 +80,20 @@ def simulate_cmd(
 
 
 async def _publish(url: str, msgs: Iterable[SimMessage], speed: float, t0: float, duration: float) -> int:
-    edge = MqttEdge(parse_mqtt_url(url), f"oshmon-sim-{time.time_ns()}"[:64], persistent=False, manual_ack=False)
-    window: deque[asyncio.Task[None]] = deque()
+    edge = MqttEdge(
+        parse_mqtt_url(url), f"oshmon-sim-{time.time_ns()}"[:64], persistent=False, manual_ack=False,
+        window=PUBLISH_WINDOW,
+    )  # fmt: skip
     sent = 0
     async with edge:
         with progress_bar() as bar:
             task = bar.add_task("simulating", total=duration)
             async for m in apaced(msgs, speed):
-                window.append(asyncio.create_task(edge.publish(m.topic, m.payload, m.qos, m.retain)))
+                await edge.send(m.topic, m.payload, m.qos, m.retain)  # waits while the window is full
                 sent += 1
-                if len(window) >= PUBLISH_WINDOW:
-                    await window.popleft()
                 if sent % 200 == 0:
                     bar.update(task, completed=m.t_s - t0)
-            for t in window:
-                await t
+            await edge.drain()
     return sent
 
 

@@ -156,12 +156,11 @@ async def run_live(opts: DemoOptions, settings: Settings, console: Console) -> t
             with progress_bar() as bar:
                 task = bar.add_task("mine time", total=opts.duration_s)
                 async for m in apaced(msgs, opts.speed):
-                    edge.publish_nowait(m.topic, m.payload, m.qos, m.retain)
+                    await edge.send(m.topic, m.payload, m.qos, m.retain)  # waits while the window is full
                     result.published += 1
                     if result.published % 50 == 0:
                         bar.update(task, completed=m.t_s - t0)
-                        await asyncio.sleep(0)
-            await edge.publish(f"{settings.topic_prefix}/demo/z/sync/status", b"", qos=1)  # flushes the queue
+            await edge.drain(60)
         await asyncio.sleep(2.0)  # let the gateway finish the last batch
         stop_gw.set()
         counters = await gw

@@ -6,6 +6,12 @@ PUBACK is sent only when the gateway calls `ack()` after the reading is durable 
 broker's in-flight window is then the flow control: it stops sending when too much is unacked.
 Acks are tied to the connection they arrived on: after a reconnect the broker redelivers what
 was not acknowledged, and a stale packet id is never acknowledged on the new connection.
+
+Outgoing messages are bounded (`window`): every publish first takes a slot, and the slot is
+given back when paho reports the message done (PUBACK for QoS 1). A fast publisher therefore
+waits for the broker instead of growing paho's unbounded queue until its 16-bit packet ids run
+out (paho then answers "Message queue full"). While the connection is down, QoS 1 messages wait
+in paho and are resent on reconnect; publishers wait for their slots meanwhile.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.codec import MAX_PAYLOAD_BYTES
 from gateway.config import MqttTarget
+from rules.errors import OshError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,14 @@ RECONNECT_MAX_S = 30  # cap of paho's doubling backoff
 CONNECT_TIMEOUT_S = 15.0
 CLIENT_INFLIGHT = 1000  # our own QoS 1 publishes in flight (paho's default of 20 throttles alerts)
 OVERSIZE_HEAD_BYTES = 1024  # what is kept of a payload over the SPEC limit: enough for the dead letter
+
+#: Messages handed to paho and not yet done (PUBACKed) at once. Well below paho's 65,535 packet
+#: ids; above CLIENT_INFLIGHT so paho always has the next messages ready to send.
+OUTGOING_WINDOW = 4000
+
+
+class PublishError(OshError, ConnectionError):
+    """paho refused a message (not a lost connection: paho keeps QoS 1 messages and resends them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +79,10 @@ class MqttEdge:
         persistent: bool = True,
         manual_ack: bool = True,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        window: int = OUTGOING_WINDOW,
     ) -> None:
+        if not 0 < window < 65535:
+            raise ValueError(f"window must be 1..65534 messages, got {window}")
         self._target = target
         self._subscriptions = subscriptions or []
         self._connect_timeout_s = connect_timeout_s
@@ -95,7 +113,12 @@ class MqttEdge:
         self._lock = threading.RLock()
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._early: set[int] = set()
-        self._ignore: set[int] = set()  # publish_nowait: nobody waits for these
+        self._ignore: set[int] = set()  # send(): nobody waits for these
+        self._window = window
+        self._slots = asyncio.Semaphore(window)  # back-pressure: one slot per message paho holds
+        self._outstanding = 0  # asyncio thread only
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.connect_error: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -153,6 +176,7 @@ class MqttEdge:
         self._call(self.messages.put_nowait, msg)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Any) -> None:
+        self._call(self._release)
         with self._lock:
             fut = self._pending.pop(mid, None)
             if fut is None:
@@ -186,24 +210,56 @@ class MqttEdge:
         if self._manual_ack and msg.qos > 0 and msg.generation == self._generation:
             self._client.ack(msg.mid, msg.qos)
 
-    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Queue a publish; paho resends QoS 1 messages after a reconnect."""
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        self._track(info.mid, None)
+    @property
+    def outstanding(self) -> int:
+        """Messages handed to paho and not done yet (QoS 1: not PUBACKed)."""
+        return self._outstanding
+
+    async def send(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Hand a message to paho without waiting for its PUBACK; waits while `window` messages
+        are outstanding (back-pressure). paho resends QoS 1 messages after a reconnect."""
+        mid = await self._hand_over(topic, payload, qos, retain)
+        self._track(mid, None)
 
     async def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, wait_s: float = 30.0
     ) -> None:
-        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0)."""
+        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0).
+
+        `wait_s` bounds the wait for the PUBACK, not the wait for a slot in the window."""
         assert self._loop is not None, "use MqttEdge as an async context manager"
         fut: asyncio.Future[None] = self._loop.create_future()
+        mid = await self._hand_over(topic, payload, qos, retain)
+        self._track(mid, fut)
+        await asyncio.wait_for(fut, wait_s)
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait until every message handed over so far is done (TimeoutError after `timeout_s`)."""
+        await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def _hand_over(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+        await self._slots.acquire()
+        self._outstanding += 1
+        self._idle.clear()
         # Never hold our lock while calling paho: its network thread holds paho's own lock when it
         # calls on_publish, which takes ours (lock-order inversion = deadlock under fast PUBACKs).
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            raise ConnectionError(f"MQTT publish to {topic!r} failed: {paho.error_string(info.rc)}")
-        self._track(info.mid, fut)
-        await asyncio.wait_for(fut, wait_s)
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except ValueError as exc:  # paho's checks: topic wildcards, payload size, QoS
+            self._release()
+            raise PublishError(f"MQTT publish to {topic!r} refused: {exc}") from None
+        if info.rc == paho.MQTT_ERR_NO_CONN and qos > 0:
+            return info.mid  # kept by paho and sent on reconnect: the slot stays taken until then
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            self._release()  # paho keeps nothing: on_publish will never come for it
+            raise PublishError(f"MQTT publish to {topic!r} failed: {paho.error_string(info.rc)}")
+        return info.mid
+
+    def _release(self) -> None:
+        self._outstanding -= 1
+        self._slots.release()
+        if self._outstanding == 0:
+            self._idle.set()
 
 
 def _no_delay(_c: paho.Client, _u: Any, sock: Any) -> None:

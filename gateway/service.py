@@ -19,6 +19,7 @@ import orjson
 from alerts.types import AlertEvent
 from gateway.batching import ChannelCache, DecodeLimits, Sorted, sort_messages
 from gateway.deadletter import DeadLetter, DeadLetterLog
+from gateway.intake import IntakeSample, IntakeWatch
 from gateway.mqtt import InboundMessage, MqttEdge
 from gateway.observability import GatewayMetrics, dead_letter_reason
 from gateway.publisher import AlertPublisher
@@ -66,6 +67,8 @@ class GatewayService:
         self._channels: ChannelCache = {}
         self._dead_log = DeadLetterLog(log)
         self.publisher = AlertPublisher(edge)
+        self.intake = IntakeWatch(rt.alerts, rt.health, s.mqtt_client_id)
+        self._oldest_in_hand: float | None = None  # arrival time of the oldest message being processed
 
     def stop(self) -> None:
         self._stopping.set()
@@ -115,11 +118,17 @@ class GatewayService:
                 await asyncio.sleep(1.0)
 
     async def process(self, msgs: list[InboundMessage]) -> None:
-        with self.metrics.batch_seconds.time():
-            await self._process(msgs)
-
-    async def _process(self, msgs: list[InboundMessage]) -> None:
         now = self.clock()
+        oldest = min(m.received_s for m in msgs)
+        intake = self.intake.observe(IntakeSample(now, now - oldest, self.edge.messages.qsize()))
+        self._oldest_in_hand = oldest
+        try:
+            with self.metrics.batch_seconds.time():
+                await self._process(msgs, now, intake)
+        finally:
+            self._oldest_in_hand = None
+
+    async def _process(self, msgs: list[InboundMessage], now: float, intake: list[AlertEvent]) -> None:
         rt = self.rt
         sorted_ = sort_messages(msgs, rt.inventory, self.limits, now, self._channels)
         if len(sorted_.readings):
@@ -131,7 +140,7 @@ class GatewayService:
         for m in msgs:  # durable (or dead-lettered): now the broker may forget them
             self.edge.ack(m)
         self._count(sorted_)
-        events = rt.health_on_batch(sorted_, now)
+        events = intake + rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
             events += rt.judge(rt.engine.ingest(sorted_.readings), now)
         for topic, ack, m in sorted_.acks:
@@ -200,10 +209,13 @@ class GatewayService:
             self.rt.deliver(events)
 
     async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + TICK_S
             await asyncio.sleep(TICK_S)
             now = self.clock()
             self._dead_log.flush(now)
+            await self._emit(self._intake_on_tick(now, late_s=loop.time() - due))  # before the silence check
             refused = self.rt.take_rejected()
             await self._publish_dead([DeadLetter(STORE_TOPIC, r.reason, r.record.encode(), now) for r in refused])
             result = self.rt.engine.tick(now)
@@ -211,3 +223,8 @@ class GatewayService:
             events += self.rt.tick_alerts(now)
             await self._emit(events)
             await self._emit(self.rt.take_side_events(), deliver=False)  # the dispatcher sent them already
+
+    def _intake_on_tick(self, now: float, late_s: float) -> list[AlertEvent]:
+        """A tick that runs late or a batch that has been in hand for long: the gateway is behind."""
+        in_hand_s = 0.0 if self._oldest_in_hand is None else now - self._oldest_in_hand
+        return self.intake.observe(IntakeSample(now, max(late_s, in_hand_s), self.edge.messages.qsize()))

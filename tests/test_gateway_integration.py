@@ -86,6 +86,7 @@ async def test_many_concurrent_publishes_all_complete(mosquitto: Mosquitto) -> N
         for _ in range(5):
             await asyncio.wait_for(asyncio.gather(*(edge.publish("osh/t/z/d/x", b"x", qos=1) for _ in range(300))), 20)
             for _ in range(300):
-                edge.publish_nowait("osh/t/z/d/y", b"y", qos=1)
-        await asyncio.sleep(0.5)
+                await edge.send("osh/t/z/d/y", b"y", qos=1)
+        await edge.drain(20)
         assert not edge._pending and not edge._early, "every packet id is released on PUBACK"
+        assert edge.outstanding == 0
