@@ -124,8 +124,9 @@ def load_alerts(
     if open_ids:
         rows = (r for r in _alert_log(store, min(open_ids.values())) if accept(r))
         states = rebuild_states(rows, open_ids, limits, policy)
+    level = logging.WARNING if data is not None else logging.INFO  # no cache: nothing disagrees
     for note in book.adopt_log(states, log_complete=log_complete):
-        log.warning("%s", note)
+        log.log(level, "%s", note)
     if states:
         log.info("%d open alert(s) taken over from the store's alert log", len(states))
     return book

@@ -101,7 +101,7 @@ async def _stop_when(event: asyncio.Event, action: Callable[[], None]) -> None:
 
 
 def status(config: ConfigOpt = None) -> None:
-    """Store, spool depth and open alerts, as the gateway last recorded them."""
+    """Store, spool depth and open alerts, as the store's alert log has them."""
     from gateway.runtime import describe_status
 
     settings = load_settings(config)

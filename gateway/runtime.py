@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import orjson
 from pydantic import SecretStr
 
 from alerts.audit import Anchor, AuditChain, verify_chain
@@ -37,7 +36,7 @@ from gateway.coverage import CoverageWatch, log_site_profiles
 from gateway.inventory import CapacityAlerts, ChannelInventory, inventory_for
 from gateway.state_dir import LEGACY_STATE_DIR
 from rules.engine import ExposureEngine
-from rules.errors import ConfigError
+from rules.errors import ConfigError, StoreError
 from rules.profiles import ProfileBook
 from rules.results import EngineResult, ExposureRecord
 from rules.shifts import SiteConfig
@@ -356,9 +355,9 @@ def _warn_legacy_state_dir(settings: Settings) -> None:
 
 def describe_status(settings: Settings) -> str:
     lines = [f"store: {settings.store}" + (f" ({settings.sqlite_path})" if settings.store == "sqlite" else "")]
-    path = settings.state_path / ALERT_CHECKPOINT
-    if path.exists():
-        data = orjson.loads(path.read_bytes())
+    data, where = _open_alerts_now(settings)
+    lines.append(where)
+    if data is not None:
         lines.append(f"open alerts: {len(data.get('open', []))}")
         for a in data.get("open", []):
             lines += open_alert_lines(a, width())
@@ -371,6 +370,22 @@ def describe_status(settings: Settings) -> str:
         size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
         lines.append(f"spool: {size} bytes waiting in {spool}")
     return "\n".join(lines)
+
+
+def _open_alerts_now(settings: Settings) -> tuple[dict[str, Any] | None, str]:
+    """The open alerts as the store's alert log has them (the checkpoint only as a cache, or as
+    the last resort when the store cannot be read), and a line saying where they come from."""
+    ckpt = Checkpoint(settings.state_path / ALERT_CHECKPOINT, settings.store_identity)
+    try:
+        store = open_configured_store(settings, read_only=True)
+    except StoreError as exc:
+        data = ckpt.read()
+        return data, f"store not readable ({exc}): open alerts as this gateway last checkpointed them"
+    try:
+        book = load_alerts(ckpt, store, profile_book(settings).limits, settings.alerts.policy(), _takes_over(settings))
+    finally:
+        store.close()
+    return book.snapshot(), "open alerts from the store's alert log"
 
 
 def _ms(t_s: float) -> float:

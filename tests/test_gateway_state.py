@@ -202,3 +202,18 @@ def _event(r: dict[str, Any]) -> Any:
         profile=r["profile"], limit_source=r["limit_source"], action=r["action"], message=r["message"],
         by=r["by"], note=r["note"], audit_chain=r["audit_chain"], audit_seq=r["audit_seq"], prev_hash="0", hash="h",
     )  # fmt: skip
+
+
+def test_status_shows_the_stores_open_alerts_not_another_stores_checkpoint(tmp_path: Path) -> None:
+    from gateway.runtime import describe_status
+
+    s = settings(tmp_path, state_dir=tmp_path / "state")
+    store = SqliteStore(tmp_path / "osh.sqlite")
+    store.write_alert_events([_event(row("IN-STORE", "raised", T0, 1))])
+    store.close()
+    other = AlertBook()
+    other.adopt_log(rebuilt([row("ELSEWHERE", "raised", T0, 1, device="x")]))
+    Checkpoint(tmp_path / "state" / "alerts.json", "sqlite /another.sqlite").save(other.snapshot, force=True)
+    text = describe_status(s)
+    assert "IN-STORE" in text and "ELSEWHERE" not in text
+    assert "open alerts: 1" in text and "from the store's alert log" in text
