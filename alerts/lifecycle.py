@@ -78,6 +78,8 @@ class _Row(NamedTuple):
 class AlertBook(BookCore):
     """Alerts from exposure conditions and sensor health; see the module docstring."""
 
+    _topic_index: tuple[int, dict[str, AlertKey]] | None = None
+
     def on_conditions(
         self, conditions: ConditionBatch, registry: ChannelRegistry, limits: Sequence[Limit], now_s: float
     ) -> list[AlertEvent]:
@@ -313,6 +315,25 @@ class AlertBook(BookCore):
 
     def open_alerts(self) -> list[OpenAlert]:
         return sorted((s.view() for s in self._open.values()), key=lambda a: (a.since_s, a.alert_id))
+
+    def state_on_topic(self, suffix: str) -> bytes | None:
+        """The retained state the topic `{site}/alarms/{zone}/{device}/{hazard}/{rule}` (below the
+        prefix) must hold now; None: no open alert there. For the gateway's check of its own topics."""
+        if self._topic_index is None or self._topic_index[0] != self._version:
+            index = {}
+            for k, st in self._open.items():
+                s = st.subject
+                index[f"{s.site}/alarms/{s.zone}/{s.device}/{s.hazard}/{st.rule}"] = k
+            self._topic_index = (self._version, index)
+        key = self._topic_index[1].get(suffix)
+        state = None if key is None else self._open.get(key)
+        if state is None:
+            return None
+        return self.retained_state(state.event(AlertEventKind.RAISED, state.last_t_s, state.message))
+
+    def knows_alert(self, alert_id: str) -> bool:
+        """Is `alert_id` open or recently cleared here?"""
+        return alert_id in self._by_id or alert_id in self._cleared
 
     def retained_state(self, event: AlertEvent) -> bytes | None:
         """Payload for the retained `P/{site}/alarms/{zone}/{device}/{hazard}/{rule}` topic.

@@ -36,6 +36,7 @@ def subscriptions(settings: Settings) -> list[str]:
     topics: list[str] = []
     for site in sites:
         topics += [f"{p}/{site}/+/+/data", f"{p}/{site}/+/+/status", f"{p}/{site}/ack"]
+        topics += [f"{p}/{site}/alarms/#", f"{p}/{site}/alerts"]  # its own outputs (gateway/watch.py)
     return topics
 
 

@@ -24,6 +24,7 @@ from gateway.mqtt import InboundMessage, MqttEdge
 from gateway.observability import GatewayMetrics, dead_letter_reason
 from gateway.publisher import AlertPublisher
 from gateway.runtime import Runtime
+from gateway.watch import OwnTopics
 from rules.errors import OshError
 from rules.types import Severity
 
@@ -69,6 +70,7 @@ class GatewayService:
         self.publisher = AlertPublisher(edge)
         self.intake = IntakeWatch(rt.alerts, rt.health, s.mqtt_client_id)
         self._oldest_in_hand: float | None = None  # arrival time of the oldest message being processed
+        self.watch = OwnTopics(s.topic_prefix, s.mqtt_client_id, rt.alerts)  # its alarm/alert topics
 
     def stop(self) -> None:
         self._stopping.set()
@@ -130,7 +132,9 @@ class GatewayService:
 
     async def _process(self, msgs: list[InboundMessage], now: float, intake: list[AlertEvent]) -> None:
         rt = self.rt
-        sorted_ = sort_messages(msgs, rt.inventory, self.limits, now, self._channels)
+        own = [m for m in msgs if self.watch.is_own_topic(m.topic)]
+        inbound = [m for m in msgs if not self.watch.is_own_topic(m.topic)] if own else msgs
+        sorted_ = sort_messages(inbound, rt.inventory, self.limits, now, self._channels)
         if len(sorted_.readings):
             with self.metrics.store_write_seconds.time():
                 refused = await asyncio.to_thread(rt.write_readings, sorted_.readings)
@@ -151,7 +155,17 @@ class GatewayService:
                 await self._publish_dead([DeadLetter(m.topic, err, m.payload, m.received_s)])
             elif ev is not None:
                 events.append(ev)
+        if own:
+            events += await self._watch_own(own, now)
         await self._emit(events)
+
+    async def _watch_own(self, own: list[InboundMessage], now: float) -> list[AlertEvent]:
+        """Someone else on the gateway's own topics: restore its retained states, flag forged events."""
+        found = self.watch.check(own, now)
+        for topic, state in found.republish:
+            self.publisher.submit(topic, state, urgent=True, retain=True)
+        await self._publish_dead(found.dead)
+        return found.events
 
     def _count(self, s: Sorted) -> None:
         c = self.counters
@@ -200,10 +214,12 @@ class GatewayService:
         prefix = self.rt.settings.topic_prefix
         for ev in events:  # production order within a lane: each alert's events stay in order
             urgent = ev.severity is not Severity.MALFUNCTION
+            self.watch.published_event(ev)
             self.publisher.submit(f"{prefix}/{ev.site}/alerts", orjson.dumps(ev.to_wire()), urgent=urgent)
             state = self.rt.alerts.retained_state(ev)
             if state is not None:  # None: a newer alert owns that topic now; leave it alone
                 topic = f"{prefix}/{ev.site}/{ev.alarm_topic_suffix()}"
+                self.watch.published_state(topic, state)
                 self.publisher.submit(topic, state, urgent=urgent, retain=True)
         if deliver:
             self.rt.deliver(events)
