@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from board.auth import LoginThrottle
-from board.state import BoardState
+from board.state import ALARMS, OTHER, BoardState
 from board.text import pick_language, ui_strings
 from board.users import Role, UsersFile
 
@@ -133,6 +133,8 @@ def build_app(board: Board) -> Starlette:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
 
     async def _events(request: Request) -> AsyncIterator[bytes]:
+        """The whole snapshot first; then on each change the alarms alone at once (small, fast to
+        render), followed by the whole snapshot when anything else changed too."""
         q = board.state.listen()
         try:
             yield b"event: board\ndata: " + orjson.dumps(board.snapshot()) + b"\n\n"
@@ -142,7 +144,11 @@ def build_app(board: Board) -> Starlette:
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                yield b"event: board\ndata: " + orjson.dumps(board.snapshot()) + b"\n\n"
+                kinds = board.state.take_changes(q)
+                if ALARMS in kinds:
+                    yield b"event: alarms\ndata: " + orjson.dumps(alarms_only(board.state)) + b"\n\n"
+                if OTHER in kinds:
+                    yield b"event: board\ndata: " + orjson.dumps(board.snapshot()) + b"\n\n"
         finally:
             board.state.unlisten(q)
 
@@ -195,6 +201,11 @@ def build_app(board: Board) -> Starlette:
         max_age=int(board.config.session_hours * 3600), same_site="strict", https_only=board.config.tls,
     )  # fmt: skip
     return Starlette(routes=routes, middleware=[session, Middleware(_SecurityHeaders)])
+
+
+def alarms_only(state: BoardState) -> dict[str, Any]:
+    return {"alarms": state.active_alarms(), "connected": state.connected,
+            "disconnected_since_s": state.disconnected_since}  # fmt: skip
 
 
 API_FIELDS = (

@@ -135,7 +135,7 @@ class StoreView:
             if self._store is None:
                 self._store = self.open_store()
             store = self._store
-            latest = self._latest(store.query(HistoryQuery(RecordKind.READINGS, t_from_s=now_s - LATEST_WINDOW_S)))
+            latest = self._latest(iter(store.latest_readings(now_s - LATEST_WINDOW_S)))
             self.channels = [self._channel(row, now_s) for row in latest.values()]
             self.monitors = self._monitors(store, latest, now_s)
             self.error, self.refreshed_s = None, now_s

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 EVENT_WINDOW_S = 24 * 3600.0
+ALARMS, OTHER = "alarms", "other"  # what changed: alarms go to the page first and alone (latency)
 MAX_EVENTS = 5000  # the 24-h list is capped: a storm must not exhaust the board's memory
 SEVERITY_RANK = {"critical": 0, "alarm": 1, "warning": 2, "malfunction": 3}
 #: The fields of an alarm the API returns (SPEC §5: those of the retained state + acknowledged_by).
@@ -39,7 +40,7 @@ class BoardState:
     connected: bool = False
     disconnected_since: float | None = None
     version: int = 0
-    _listeners: set[asyncio.Queue[int]] = field(default_factory=set)
+    _listeners: dict[asyncio.Queue[int], set[str]] = field(default_factory=dict)  # → kinds changed since
 
     # -- MQTT side --------------------------------------------------------------------------------
     def on_connection(self, up: bool) -> None:
@@ -48,7 +49,7 @@ class BoardState:
             self.connected, self.disconnected_since = True, None
         elif self.connected or self.disconnected_since is None:
             self.connected, self.disconnected_since = False, self.clock()
-        self._changed()
+        self._changed(ALARMS)
 
     def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         parts = topic.split("/")
@@ -56,13 +57,13 @@ class BoardState:
             return
         if parts[2] == "alarms" and len(parts) == 7:
             self._on_alarm(topic, payload)
+            self._changed(ALARMS)
         elif parts[2] == "alerts" and len(parts) == 3 and not retained:
             self._on_event(payload)
+            self._changed(OTHER)
         elif len(parts) == 5 and parts[4] == "status":
             self._on_status(parts[1], parts[2], parts[3], payload)
-        else:
-            return
-        self._changed()
+            self._changed(OTHER)
 
     def _on_alarm(self, topic: str, payload: bytes) -> None:
         if not payload:
@@ -120,19 +121,27 @@ class BoardState:
     # -- push to browsers -------------------------------------------------------------------------
     def listen(self) -> asyncio.Queue[int]:
         q: asyncio.Queue[int] = asyncio.Queue(maxsize=1)  # coalesced: "something changed"
-        self._listeners.add(q)
+        self._listeners[q] = set()
         return q
 
     def unlisten(self, q: asyncio.Queue[int]) -> None:
-        self._listeners.discard(q)
+        self._listeners.pop(q, None)
+
+    def take_changes(self, q: asyncio.Queue[int]) -> set[str]:
+        """What changed since this listener last looked: {"alarms"} and/or {"other"}."""
+        kinds = self._listeners.get(q, set())
+        taken = set(kinds)
+        kinds.clear()
+        return taken
 
     def touch(self) -> None:
         """Something the page shows changed outside MQTT (the store view was refreshed)."""
-        self._changed()
+        self._changed(OTHER)
 
-    def _changed(self) -> None:
+    def _changed(self, kind: str) -> None:
         self.version += 1
-        for q in self._listeners:
+        for q, kinds in self._listeners.items():
+            kinds.add(kind)
             if q.empty():
                 q.put_nowait(self.version)
 

@@ -73,6 +73,10 @@ class Store(Protocol):
     def sites(self) -> list[str]:
         """Every site that has any stored record, sorted (for checking `--site` values)."""
 
+    def latest_readings(self, t_from_s: float, site: str | None = None) -> list[dict[str, Any]]:
+        """The last reading of every channel at or after `t_from_s` (rows of `COLUMNS[READINGS]`)."""
+        ...
+
     def close(self) -> None: ...
 
 

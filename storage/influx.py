@@ -236,6 +236,25 @@ class InfluxStore:
                         t_ms = int(raw["time"])
                         yield t_ms, _row(kind, t_ms, raw)
 
+    def latest_readings(self, t_from_s: float, site: str | None = None) -> list[dict[str, Any]]:
+        """The last reading of every channel at or after `t_from_s` (InfluxQL `last()` per series)."""
+        self._ensure_ready()
+        where = f"time >= {rec.ms_bound(t_from_s)}ms" + (f' AND "site" = {quote_string(site)}' if site else "")
+        tags = ", ".join(f'"{t}"' for t in rec.TAGS[RecordKind.READINGS])
+        q = f'SELECT last("value") AS "value" FROM "reading" WHERE {where} GROUP BY {tags}'
+        rp = RP_NAMES[RecordKind.READINGS] if self.config.api == "v1" else V2_RP
+        params = {"db": self.config.database, "rp": rp, "q": q, "epoch": "ms", "chunked": "true"}
+        rows: list[dict[str, Any]] = []
+        for chunk in self.http.stream(params):
+            for result in chunk.get("results", []):
+                if "error" in result:
+                    raise StoreError(f"InfluxDB query failed: {result['error']}", retryable=False)
+                for series in result.get("series", []):
+                    for values in series["values"]:
+                        raw = {**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))}
+                        rows.append(_row(RecordKind.READINGS, int(raw["time"]), raw))
+        return rows
+
     def ping(self, timeout_s: float = 2.0) -> None:
         """Raise `StoreError` unless the server answers its health endpoint now (no retries)."""
         path = "/ping" if self.config.api == "v1" else "/health"

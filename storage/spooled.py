@@ -200,6 +200,9 @@ class SpooledStore:
         if inner_ping is not None:
             inner_ping()
 
+    def latest_readings(self, t_from_s: float, site: str | None = None) -> list[dict[str, Any]]:
+        return self.inner.latest_readings(t_from_s, site)
+
     def accepting(self) -> tuple[bool, str | None]:
         """Would a write be taken (by the store or, behind it, the spool) right now?"""
         if self._disk_error is not None:

@@ -206,6 +206,25 @@ class SqliteStore:
             except sqlite3.Error as e:
                 raise StoreError(f"SQLite store {self.path}: cannot list sites: {e}") from e
 
+    def latest_readings(self, t_from_s: float, site: str | None = None) -> list[dict[str, Any]]:
+        """The last reading of every channel at or after `t_from_s` (one index seek per series)."""
+        sql = (
+            "SELECT r.t_ms AS t_ms, s.site, s.zone, s.device, s.hazard, s.worker, r.value FROM series s "
+            "JOIN reading r ON r.series = s.id AND r.t_ms = (SELECT max(t_ms) FROM reading WHERE series = s.id) "
+            "WHERE r.t_ms >= ?" + (" AND s.site = ?" if site is not None else "")
+        )
+        params: list[Any] = [rec.ms_bound(t_from_s), *([site] if site is not None else [])]
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        try:
+            db.execute("PRAGMA query_only = 1")
+            cur = db.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [_row(RecordKind.READINGS, dict(zip(names, raw, strict=True))) for raw in cur.fetchall()]
+        except sqlite3.Error as e:
+            raise StoreError(f"SQLite store {self.path}: query failed: {e}") from e
+        finally:
+            db.close()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

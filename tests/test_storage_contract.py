@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from alerts.types import AlertEventKind, rfc3339
-from rules.types import ChannelKey, Hazard, RuleKind, Severity
+from rules.types import ChannelKey, Hazard, ReadingBatch, RuleKind, Severity
 from storage.base import COLUMNS, HistoryQuery, PartialWriteError, RecordKind, Store
 from storage.factory import open_store
 from tests.services import Influxd
@@ -189,3 +191,16 @@ def test_a_point_repeated_within_a_large_batch_keeps_its_last_value(store: Store
         ("noise", 2000.25),
         ("o2", -3.0),
     ]
+
+
+def test_latest_reading_of_every_channel(store: Store) -> None:
+    """`latest_readings`: one row per channel, its newest reading at or after the bound (the board)."""
+    keys = [ChannelKey("lt-1", "z", "d1", Hazard.CO, None), ChannelKey("lt-1", "z", "d2", Hazard.CH4, "w-7"),
+            ChannelKey("lt-2", "z", "d3", Hazard.CO, None)]  # fmt: skip
+    t0 = float(int(time.time()) - 3600)  # inside the retention period
+    b = ReadingBatch(np.array([0, 0, 1, 1, 2], np.int64), np.array([t0, t0 + 5, t0 + 1, t0 + 9, t0 - 100]),
+                         np.array([1.0, 2.0, 0.3, 0.4, 9.0]))  # fmt: skip
+    store.write_readings(keys, b)
+    got = sorted(store.latest_readings(t0 - 10), key=lambda r: r["device"])
+    assert [(r["device"], r["value"], r["worker"] or None) for r in got] == [("d1", 2.0, None), ("d2", 0.4, "w-7")]
+    assert [r["device"] for r in store.latest_readings(t0 - 1000, site="lt-2")] == ["d3"]

@@ -66,6 +66,7 @@
     const card = el("article", "alarm sev-" + a.severity + (acked ? " acked" : " unacked"));
     card.dataset.alertId = a.alert_id;
     card.dataset.severity = a.severity;
+    card.dataset.device = a.device || "";
     card.dataset.since = a.since || "";
     const head = el("div", "alarm-head");
     head.append(el("span", "sev", tr("sev_" + a.severity, a.severity)));
@@ -304,6 +305,14 @@
   function connect() {
     const es = new EventSource("/api/stream");
     es.addEventListener("board", function (m) { render(JSON.parse(m.data)); });
+    es.addEventListener("alarms", function (m) {  // alarms alone, ahead of the rest: render them first
+      if (!snap) return;
+      Object.assign(snap, JSON.parse(m.data));
+      renderBanner();
+      renderAlarms();
+      tickAges();
+      alertSound();
+    });
     es.onerror = function () {
       const b = document.getElementById("banner");
       b.textContent = tr("board_lost");
