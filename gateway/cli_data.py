@@ -112,6 +112,7 @@ def report_monthly(
     out: Annotated[Path, typer.Option(help="Directory to write report.html, summary.json, CSVs.")],
     site: Annotated[str | None, typer.Option(help="One site (default: all).")] = None,
     lang: Annotated[str, typer.Option(help="Language: en, sr (Latin) or ru.")] = "en",
+    force: Annotated[bool, typer.Option(help="Write into a non-empty --out, replacing the report's files.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """The monthly committee summary: exposures against limits, EN 689, alerts, data quality."""
@@ -137,6 +138,7 @@ def report_monthly(
             pseudonym_key=pseudonym_key(settings).get_secret_value().encode(),
             now_s=time.time(),
             loq=settings.report_loq,
+            force=force,
         )
     except NoReportData as exc:  # a misspelt site or an empty store: no reassuring empty report
         typer.echo(f"oshmon: error: {exc}", err=True)

@@ -34,7 +34,7 @@ from gateway.cli_text import open_alert_lines, width
 from gateway.config import Settings
 from gateway.coverage import CoverageWatch, log_site_profiles
 from gateway.inventory import CapacityAlerts, ChannelInventory, inventory_for
-from gateway.state_dir import LEGACY_STATE_DIR
+from gateway.state_dir import LEGACY_STATE_DIR, private_state_dir
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError, StoreError
 from rules.profiles import ProfileBook
@@ -101,7 +101,7 @@ def pseudonym_key(settings: Settings) -> SecretStr:
         return settings.pseudonym_key
     path = settings.state_path / "pseudonym.key"
     if not path.exists():
-        settings.state_path.mkdir(parents=True, exist_ok=True)
+        private_state_dir(settings.state_path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
@@ -143,6 +143,7 @@ class Runtime:
             grace_s=settings.shift_grace_s,
         )
         rejected: list[Rejected] = []
+        private_state_dir(settings.state_path)  # 0700 before the spool or checkpoint writes in it
         store = open_configured_store(settings, on_rejected=lambda e: rejected.extend(e.rejected))
         ckpt = Checkpoint(settings.state_path / ALERT_CHECKPOINT, settings.store_identity)
         _warn_legacy_state_dir(settings)

@@ -16,6 +16,7 @@ InfluxDB URL (no user info) with the database (v1) or organisation and bucket (v
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rules.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -74,3 +77,26 @@ def default_state_dir(settings: Settings) -> Path:
     except RuntimeError:
         raise ConfigError("no home directory to keep the gateway's state in: set OSH_STATE_DIR") from None
     return home / ".local" / "state" / "oshmon" / name
+
+
+#: The state directory holds ack names and notes (alerts.json), the pseudonym key and spooled
+#: readings: only the gateway's own user may read it.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_state_dir(path: Path) -> Path:
+    """Create `path` (0700), or tighten an existing one and every file in it (0600 / dirs 0700).
+
+    Files created later inherit the protection of the directory even where the umask is lax."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    try:
+        for root, _dirs, files in os.walk(path, followlinks=False):
+            os.chmod(root, PRIVATE_DIR_MODE)
+            for name in files:
+                file = Path(root) / name
+                if not file.is_symlink():  # chmod would change the link's target
+                    os.chmod(file, PRIVATE_FILE_MODE)
+    except PermissionError as exc:
+        log.warning("cannot make the state directory private (%s): make it readable by this user only", exc)
+    return path

@@ -17,13 +17,14 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from alerts.audit import Anchor
 from alerts.types import rfc3339
 from reports.alert_stats import lifecycles
+from reports.files import open_new, prepare_out_dir, write_bytes, write_text
 from reports.history import render
 from reports.monthly import oshmon_version
 from reports.monthly_files import ALERT_COLUMNS, alert_handling_row
@@ -59,7 +60,7 @@ Bundle digest (SHA-256 of SHA256SUMS) at export: see the exporting officer's rec
 class _HashingWriter(io.RawIOBase):
     """A binary sink that writes through to a file and feeds a SHA-256 on the way."""
 
-    def __init__(self, fh: io.BufferedWriter) -> None:
+    def __init__(self, fh: IO[bytes]) -> None:
         self.fh = fh
         self.sha = hashlib.sha256()
 
@@ -75,7 +76,7 @@ class _HashingWriter(io.RawIOBase):
 
 def _write_rows(path: Path, rows: Iterable[Mapping[str, Any]], kind: RecordKind) -> tuple[int, str]:
     """Stream store rows as CSV into `path`; returns (rows, SHA-256 hex) without reading it back."""
-    with path.open("wb") as fh:
+    with open_new(path, "wb") as fh:
         raw = _HashingWriter(fh)
         text = io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8", newline="")
         n = render(rows, kind, "csv", text)
@@ -98,12 +99,6 @@ def bundle_digest(bundle: Path) -> str:
     return sha256_file(Path(bundle) / MANIFEST)
 
 
-def _prepare(out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir} is not empty; an evidence bundle goes into a new or empty folder")
-
-
 def export_evidence(
     store: Store,
     site: str,
@@ -120,8 +115,7 @@ def export_evidence(
     """
     if not t_from_s < t_to_s:
         raise ValueError("the export period is empty: --from must be before --to")
-    out_dir = Path(out_dir)
-    _prepare(out_dir)
+    out_dir = prepare_out_dir(out_dir, what="an evidence bundle", forceable=False)  # evidence is never overwritten
     now_s = time.time() if now_s is None else now_s
     digests: dict[str, str] = {}
     counts: dict[str, int] = {}
@@ -146,10 +140,10 @@ def _write_meta(out_dir: Path, site: str, t_from_s: float, t_to_s: float, now_s:
         "generated_at": rfc3339(now_s), "oshmon_version": oshmon_version(), "rows": counts,
         "hash": "sha256", "manifest": MANIFEST,
     }  # fmt: skip
-    (out_dir / "bundle.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
+    write_bytes(out_dir / "bundle.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
     readme = README.format(site=site, t_from=meta["from"], t_to=meta["to"], generated=meta["generated_at"],
                            version=meta["oshmon_version"])  # fmt: skip
-    (out_dir / "README.txt").write_text(readme, encoding="utf-8")
+    write_text(out_dir / "README.txt", readme)
 
 
 def _write_manifest(out_dir: Path, known: Mapping[str, str]) -> Path:
@@ -158,7 +152,7 @@ def _write_manifest(out_dir: Path, known: Mapping[str, str]) -> Path:
         if path.name != MANIFEST:
             lines.append(f"{known.get(path.name) or sha256_file(path)}  {path.name}\n")
     manifest = out_dir / MANIFEST
-    manifest.write_text("".join(lines), encoding="utf-8")
+    write_text(manifest, "".join(lines))
     return manifest
 
 

@@ -18,6 +18,7 @@ import orjson
 from rich.console import Console
 
 from reports import history_table as ht
+from reports.files import csv_text
 from storage.base import COLUMNS, RecordKind
 
 Format = Literal["table", "csv", "json"]
@@ -37,7 +38,7 @@ def _csv_cell(v: Any) -> Any:
         return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
     if isinstance(v, float) and not math.isfinite(v):
         return ""
-    return v
+    return csv_text(v)  # OWASP CSV injection: text starting with = + - @ tab CR (reports/files.py)
 
 
 def _write_csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...], out: TextIO) -> int:

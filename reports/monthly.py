@@ -26,6 +26,7 @@ from reports.alert_stats import AlertLife, alert_summary, lifecycles
 from reports.charts import alerts_svg, distribution_svg, trend_svg
 from reports.decisions import decisions
 from reports.exposure_stats import AUXILIARY_HAZARDS, EN689_MIN_COVERAGE, SegSpec, groups, hazard_summary
+from reports.files import prepare_out_dir, write_bytes, write_text
 from reports.i18n import Lang
 from reports.labels import labels
 from reports.monthly_files import write_tables
@@ -166,6 +167,7 @@ def build_monthly(
     seg: SegSpec | None = None,
     trend_months: int = DEFAULT_TREND_MONTHS,
     loq: Mapping[str, float] | None = None,
+    force: bool = False,
 ) -> Path:
     """Write report.html, summary.json and the CSV tables for `month` ("YYYY-MM") into `out_dir`.
 
@@ -174,8 +176,10 @@ def build_monthly(
     their sources, and the source of action levels that records do not carry. Workers appear as
     keyed pseudonyms (HMAC-SHA256 with `pseudonym_key`) unless `pseudonymise=False`; `seg` sets
     the similar-exposure groups (default site + zone + hazard); the trend covers `trend_months`
-    months ending with `month`. Returns the path of report.html.
+    months ending with `month`. `out_dir` must be new or empty unless `force` (reports/files.py).
+    Returns the path of report.html.
     """
+    out_dir = prepare_out_dir(out_dir, force=force, what="a monthly report")
     language = Lang(lang)
     if pseudonymise and not pseudonym_key:
         raise ValueError("a non-empty pseudonym key is needed to pseudonymise workers")
@@ -191,13 +195,12 @@ def build_monthly(
     sites = [site_summary(s, table, lives, months, seg, language, open_at, loq, profile_rows) for s in names]
     summary = _summary(month, site, lang, now_s, pseudonymise, seg, months, profile_rows, sites)
     summary |= {"loq": loq, "labels": labels(language)}
-    out_dir.mkdir(parents=True, exist_ok=True)
     tables = write_tables(out_dir, summary, table.take(table.month == month), lives, month, language)
     summary["files"] = ["report.html", "summary.json", *tables]
     summary["csv_columns"] = tables
-    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    write_bytes(out_dir / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     report = out_dir / "report.html"
-    report.write_text(render_html(summary, _charts(sites, language), language), encoding="utf-8")
+    write_text(report, render_html(summary, _charts(sites, language), language))
     return report
 
 

@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from reports.decisions import channel_text
+from reports.files import csv_text, open_new
 from reports.i18n import Lang
 from reports.labels import column_label
 from reports.vocab import DIRECTION, EXCLUSION, HAZARD, METHOD, METRIC, RULE, SEVERITY, VERDICT, name
@@ -94,7 +95,7 @@ def _cell(v: Any) -> Any:
         return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
     if isinstance(v, bool):
         return "true" if v else "false"
-    return v
+    return csv_text(v)
 
 
 def write_csv(
@@ -103,7 +104,7 @@ def write_csv(
     """Write `rows` (missing keys empty, nested values as JSON) under `header` (default: the column
     keys); returns the count."""
     n = 0
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with open_new(path, "w") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header or columns)
         for row in rows:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from reports.evidence import MANIFEST, bundle_digest, export_evidence, verify_bundle
+from reports.files import OutputDirError
 from rules.types import ChannelKey, Hazard, ReadingBatch
 from storage.base import HistoryQuery, RecordKind
 from storage.sqlite import SqliteStore
@@ -135,7 +136,7 @@ def test_malformed_manifest_and_unsafe_names(bundle: Path, tmp_path: Path) -> No
 
 def test_export_refuses_a_used_folder_and_an_empty_period(store: SqliteStore, tmp_path: Path) -> None:
     (tmp_path / "old.txt").write_text("x")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(OutputDirError, match="not empty"):
         export_evidence(store, "kop-1", FROM, TO, tmp_path, PROFILE)
     with pytest.raises(ValueError, match="empty"):
         export_evidence(store, "kop-1", TO, FROM, tmp_path / "new", PROFILE)

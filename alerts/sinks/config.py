@@ -24,8 +24,9 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from alerts.lifecycle import AlertBook
 from alerts.sinks.base import RetryPolicy, Sink
@@ -41,7 +42,7 @@ SinkName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)  # URLs and passwords
 
 
 class RouteConfig(_Strict):
@@ -71,14 +72,34 @@ class WebhookConfig(_Strict):
     timeout_s: float = Field(5.0, gt=0, le=120)
     routes: list[RouteConfig] = []
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: SecretStr) -> SecretStr:
+        """Refused at start-up, not retried as "unreachable" forever; the URL itself (it often
+        carries a token) is never repeated in the message."""
+        try:
+            parts = urlsplit(url.get_secret_value().strip())
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError("is not a valid URL (check the host and port)") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            scheme = repr(parts.scheme[:10]) if parts.scheme else "none"
+            raise ValueError(f"must start with https:// (or http://), not scheme {scheme}")
+        if not parts.hostname:
+            raise ValueError("has no host name (e.g. https://hooks.example/...)")
+        return url
+
+
+_ADDRESS = r"^[^@\s<>,;]+@[^@\s<>,;]+$"  # one plain address; no CR/LF (header injection), no lists
+
 
 class EmailConfig(_Strict):
     kind: Literal["email"]
     name: SinkName
-    host: str
+    host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.:\[\]_-]+$")
     port: int = Field(587, ge=1, le=65535)
-    sender: str
-    recipients: list[str] = Field(min_length=1)
+    sender: str = Field(pattern=_ADDRESS)
+    recipients: list[Annotated[str, Field(pattern=_ADDRESS)]] = Field(min_length=1)
     username: str | None = None
     password: SecretStr | None = None
     starttls: bool = True
