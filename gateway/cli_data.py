@@ -121,6 +121,7 @@ def report_monthly(
     parse_month(month)
     if lang not in ("en", "sr", "ru"):
         raise ConfigError(f"--lang {lang!r}: use en, sr or ru")
+    cv.new_folder(out, "--out", force=force, what="a monthly report")
     settings = load_settings(config)
     book = profile_book(settings)
     in_use = sorted({settings.profile} | {s.profile for s in settings.sites.values() if s.profile})
@@ -163,7 +164,7 @@ def export_evidence(
     start, end = parse_cli_time(t_from, "--from"), parse_cli_time(t_to, "--to")
     if end <= start:
         raise ConfigError("--to must be later than --from")
-    cv.new_folder(out, "--out")
+    cv.new_folder(out, "--out", what="an evidence bundle")
     settings = load_settings(config)
     store = open_configured_store(settings, read_only=True)
     try:

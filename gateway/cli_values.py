@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
+from reports.files import check_out_dir
 from rules.errors import ConfigError
 from rules.types import Hazard, RuleKind, Severity
 from storage.base import RecordKind, Store
@@ -96,9 +97,7 @@ def site(raw: str | None, store: Store, configured: Iterable[str] = ()) -> str |
     raise _unknown("--site", raw, known, "site")
 
 
-def new_folder(path: Path, option: str) -> None:
-    """An output folder must be new or empty, and not a symbolic link (nothing is overwritten)."""
-    if path.is_symlink():
-        raise ConfigError(f"{option} {path}: is a symbolic link; give a new or empty folder")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(f"{option} {path}: not an empty folder; give a new or empty folder")
+def new_folder(path: Path, option: str, *, force: bool | None = None, what: str = "the output") -> None:
+    """An output folder must be new or empty (or `force`), and not a symbolic link; `force=None`:
+    the command has no --force. The one rule of every --out: reports/files.py."""
+    check_out_dir(path, force=bool(force), what=what, forceable=force is not None, option=option)

@@ -32,24 +32,32 @@ class OutputDirError(OshError):
     """An `--out` folder that cannot be used as asked (not empty, a link, not a folder)."""
 
 
-def prepare_out_dir(path: Path, *, force: bool = False, what: str = "the output", forceable: bool = True) -> Path:
-    """`path` as a new or empty folder (or any folder with `force`); refuses a symbolic link.
-    `forceable=False`: the command has no --force (an evidence bundle is never overwritten)."""
+def check_out_dir(
+    path: Path, *, force: bool = False, what: str = "the output", forceable: bool = True, option: str = "--out"
+) -> Path:
+    """Refuse `path` unless it is new, an empty folder, or (with `force`) any folder; never a
+    symbolic link. `forceable=False`: the command has no --force (evidence is never overwritten).
+    Only looks: commands call it before long work, `prepare_out_dir` again when they write."""
     path = Path(path)
     if path.is_symlink():
-        raise OutputDirError(f"--out {path} is a symbolic link (to {os.readlink(path)}); give the real folder instead")
+        raise OutputDirError(f"{option} {path} is a symbolic link (to {os.readlink(path)}); give the real folder")
     if path.exists() and not path.is_dir():
-        raise OutputDirError(f"--out {path} is a file, not a folder")
+        raise OutputDirError(f"{option} {path} is a file, not a folder")
+    entries = sorted(p.name for p in path.iterdir()) if path.exists() and not force else []
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        hint = " (or pass --force to replace the files it writes there)" if forceable else ""
+        raise OutputDirError(
+            f"{option} {path}: not an empty folder ({len(entries)} entries: {shown}); {what} goes into a new "
+            f"or empty folder{hint}"
+        )
+    return path
+
+
+def prepare_out_dir(path: Path, *, force: bool = False, what: str = "the output", forceable: bool = True) -> Path:
+    """`check_out_dir`, then the folder is created (with its parents) if it is new."""
+    path = check_out_dir(path, force=force, what=what, forceable=forceable)
     path.mkdir(parents=True, exist_ok=True)
-    if not force:
-        entries = sorted(p.name for p in path.iterdir())
-        if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            hint = " (or pass --force to replace the files it writes there)" if forceable else ""
-            raise OutputDirError(
-                f"--out {path} is not empty ({len(entries)} entries: {shown}); {what} goes into a new or "
-                f"empty folder{hint}"
-            )
     return path
 
 

@@ -44,7 +44,7 @@ def test_out_dir_must_be_new_or_empty_unless_forced(tmp_path: Path) -> None:
     assert prepare_out_dir(tmp_path / "new") == tmp_path / "new"
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "notes.txt").write_text("keep me")
-    with pytest.raises(OutputDirError, match=r"--out .*used is not empty \(1 entries: notes.txt\).*--force"):
+    with pytest.raises(OutputDirError, match=r"--out .*used: not an empty folder \(1 entries: notes.txt\).*--force"):
         prepare_out_dir(tmp_path / "used")
     prepare_out_dir(tmp_path / "used", force=True)
     (tmp_path / "file").write_text("x")
@@ -86,7 +86,7 @@ def test_report_monthly_refuses_a_used_out_and_never_writes_through_a_planted_li
     env = {"OSH_STORE": "sqlite", "OSH_SQLITE_PATH": str(db), "OSH_STATE_DIR": str(tmp_path / "state")}
     refused = oshmon("report", "monthly", "--month", "2026-11", "--out", str(out), env=env)
     assert refused.returncode == 2, refused.stderr
-    assert refused.stderr.count("\n") == 1 and "is not empty" in refused.stderr and "--force" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "not an empty folder" in refused.stderr and "--force" in refused.stderr
     forced = oshmon("report", "monthly", "--month", "2026-11", "--out", str(out), "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert victim.read_text() == "precious"
@@ -100,7 +100,8 @@ def test_export_evidence_refuses_a_used_folder_with_one_line(db: Path, tmp_path:
     env = {"OSH_STORE": "sqlite", "OSH_SQLITE_PATH": str(db), "OSH_STATE_DIR": str(tmp_path / "state")}
     r = oshmon("export", "evidence", "--site", "kop-1", "--from", "2026-11-01", "--to", "2026-12-01",
                "--out", str(out), env=env)  # fmt: skip
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not empty" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not an empty folder" in r.stderr, r.stderr
+    assert "--force" not in r.stderr, "evidence is never overwritten: no --force to suggest"
 
 
 # -- CSV injection ----------------------------------------------------------------------------------

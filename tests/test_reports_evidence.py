@@ -136,7 +136,7 @@ def test_malformed_manifest_and_unsafe_names(bundle: Path, tmp_path: Path) -> No
 
 def test_export_refuses_a_used_folder_and_an_empty_period(store: SqliteStore, tmp_path: Path) -> None:
     (tmp_path / "old.txt").write_text("x")
-    with pytest.raises(OutputDirError, match="not empty"):
+    with pytest.raises(OutputDirError, match="not an empty folder"):
         export_evidence(store, "kop-1", FROM, TO, tmp_path, PROFILE)
     with pytest.raises(ValueError, match="empty"):
         export_evidence(store, "kop-1", TO, FROM, tmp_path / "new", PROFILE)
