@@ -7,15 +7,16 @@ the readings' event time, which may be hours behind. Rows without an audit seal 
 time order. An alert touched by two chains (a gateway renamed) orders its chains by their first
 event.
 
-Two passes over the log keep memory small: `OpenScan` folds every event into one tiny record
-per alert; `rebuild_states` reads only the rows of the alerts found open (from the earliest of
-them on) and turns each into an `AlertState` with its timers. Pure: rows in, states out.
+One pass over the log (`OpenScan.add` per stored event) keeps one small record per alert and
+the full events of an alert only since its latest `cleared`, so memory follows the open alerts,
+not the size of the log; `OpenScan.states()` turns each open alert into an `AlertState` with
+its timers. Pure: rows in, states out.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,44 +45,68 @@ class _Chain:
 
 
 @dataclass(slots=True)
-class _Fold:
-    first_t: float
-    chains: dict[str, _Chain] = field(default_factory=dict)
+class _Alert:
+    """What the log says of one alert: its last event per chain, and its events since the latest clear."""
 
-    def last_event(self) -> str:
+    chains: dict[str, _Chain] = field(default_factory=dict)
+    rows: list[tuple[str, int, float, Row]] = field(default_factory=list)  # (chain, seq, t, row)
+    cleared: int = 0
+    escalated: int = 0
+
+    def add(self, chain: str, seq: int, t: float, row: Row) -> None:
+        event = str(row["event"])
+        c = self.chains.get(chain)
+        if c is None:
+            self.chains[chain] = _Chain(t, seq, event)
+        else:
+            c.first_t = min(c.first_t, t)
+            if seq >= c.last_seq:
+                c.last_seq, c.last_event = seq, event
+        if event == AlertEventKind.CLEARED:
+            self.cleared += 1
+            self.rows = [r for r in self.rows if (r[1] > seq if r[0] == chain else r[2] > t)]
+            return
+        self.escalated += event == AlertEventKind.ESCALATED
+        self.rows.append((chain, seq, t, row))
+
+    def is_open(self) -> bool:
         latest = max(self.chains.values(), key=lambda c: c.first_t)
-        return latest.last_event
+        return latest.last_event != AlertEventKind.CLEARED
+
+    def ordered(self) -> list[Row]:
+        """Events since the latest clear, in emission order (chains by their first event)."""
+        return [r[3] for r in sorted(self.rows, key=lambda r: (self.chains[r[0]].first_t, r[1]))]
 
 
 @dataclass(slots=True)
 class OpenScan:
-    """Pass 1: which alerts are open, from every stored alert event (one small record per alert).
+    """The open alerts of a store's alert log, from every stored event in one pass."""
 
-    `accept(row)` decides which alerts this gateway takes over (its sites, its own chain).
-    """
-
-    folds: dict[str, _Fold] = field(default_factory=dict)
+    alerts: dict[str, _Alert] = field(default_factory=dict)
     _n: int = 0
 
     def add(self, row: Row) -> None:
         self._n += 1
-        t = row_time(row)
         chain, seq = _seal(row, self._n)
-        fold = self.folds.get(str(row["alert_id"]))
-        if fold is None:
-            fold = self.folds[str(row["alert_id"])] = _Fold(t)
-        fold.first_t = min(fold.first_t, t)
-        c = fold.chains.get(chain)
-        if c is None:
-            fold.chains[chain] = _Chain(t, seq, str(row["event"]))
-        else:
-            c.first_t = min(c.first_t, t)
-            if seq >= c.last_seq:
-                c.last_seq, c.last_event = seq, str(row["event"])
+        aid = str(row["alert_id"])
+        alert = self.alerts.get(aid)
+        if alert is None:
+            alert = self.alerts[aid] = _Alert()
+        alert.add(chain, seq, row_time(row), row)
 
-    def open_since(self) -> dict[str, float]:
-        """{alert_id: time of its first stored event} of every alert whose last event is not `cleared`."""
-        return {a: f.first_t for a, f in self.folds.items() if f.last_event() != AlertEventKind.CLEARED}
+    def open_ids(self) -> list[str]:
+        return [a for a, alert in self.alerts.items() if alert.is_open()]
+
+    def states(self, limits: Sequence[Limit], policy: AlertPolicy) -> list[AlertState]:
+        """An `AlertState` (with its timers) for every open alert."""
+        states: list[AlertState] = []
+        for aid in self.open_ids():
+            alert = self.alerts[aid]
+            try:
+                states.append(_state(alert.ordered(), alert, limits, policy))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                log.error("alert %s: its stored events cannot be rebuilt (%s); it stays open in the log only", aid, exc)
+        return states
 
 
 def _seal(row: Row, n: int) -> tuple[str, int]:
@@ -91,31 +116,8 @@ def _seal(row: Row, n: int) -> tuple[str, int]:
     return str(chain), int(seq)
 
 
-def rebuild_states(
-    rows: Iterable[Row], open_ids: Mapping[str, float], limits: Sequence[Limit], policy: AlertPolicy
-) -> list[AlertState]:
-    """Pass 2: the `AlertState` of every alert in `open_ids`, from its stored events."""
-    by_id: dict[str, list[tuple[str, int, Row]]] = {}
-    for n, row in enumerate(rows):
-        aid = str(row["alert_id"])
-        if aid in open_ids:
-            chain, seq = _seal(row, n)
-            by_id.setdefault(aid, []).append((chain, seq, row))
-    states: list[AlertState] = []
-    for aid, events in by_id.items():
-        first: dict[str, float] = {}
-        for chain, _seq, row in events:
-            first[chain] = min(first.get(chain, float("inf")), row_time(row))
-        ordered = [r for _c, _s, r in sorted(events, key=lambda e: (first[e[0]], e[1]))]
-        try:
-            states.append(_state(ordered, limits, policy))
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("alert %s: its stored events cannot be rebuilt (%s); it stays open in the log only", aid, exc)
-    return states
-
-
-def _state(rows: list[Row], limits: Sequence[Limit], policy: AlertPolicy) -> AlertState:
-    """One open alert from its events in emission order."""
+def _state(rows: list[Row], alert: _Alert, limits: Sequence[Limit], policy: AlertPolicy) -> AlertState:
+    """One open alert from its events since the latest clear, in emission order."""
     raises = [i for i, r in enumerate(rows) if r["event"] == AlertEventKind.RAISED]
     base_i = raises[-1] if raises else 0
     base, after = rows[base_i], rows[base_i + 1 :]
@@ -135,8 +137,7 @@ def _state(rows: list[Row], limits: Sequence[Limit], policy: AlertPolicy) -> Ale
         peak=(min(values) if direction is Direction.BELOW else max(values)) if values else value,
         since_s=row_time(base, "since"), last_t_s=row_time(base), message=str(base.get("message") or ""),
         deadline_s=None, armed_wall_s=row_time(base),
-        escalations=sum(r["event"] == AlertEventKind.ESCALATED for r in rows),
-        flaps=sum(r["event"] == AlertEventKind.CLEARED for r in rows),
+        escalations=alert.escalated, flaps=alert.cleared,
     )  # fmt: skip
     _timers(state, after, policy)
     return state

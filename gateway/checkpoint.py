@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import orjson
 from alerts.errors import SnapshotError
 from alerts.lifecycle import AlertBook
 from alerts.policy import AlertPolicy
-from alerts.rebuild import OpenScan, Row, rebuild_states
+from alerts.rebuild import OpenScan, Row
 from rules.results import Limit
 from storage.base import HistoryQuery, RecordKind, Store
 
@@ -98,13 +98,19 @@ class Checkpoint:
 
 
 def load_alerts(
-    checkpoint: Checkpoint, store: Store, limits: Sequence[Limit], policy: AlertPolicy, accept: Callable[[Row], bool]
+    checkpoint: Checkpoint,
+    store: Store,
+    limits: Sequence[Limit],
+    policy: AlertPolicy,
+    accept: Callable[[Row], bool],
+    also: Callable[[Row], None] | None = None,
 ) -> AlertBook:
     """The alert book of a starting gateway: the checkpoint (if it is this store's) as a cache,
     made to agree with the store's alert log (`AlertBook.adopt_log`: the store log wins).
 
     Alert events still in the spool are replayed into the store first; if some cannot be (the
-    store is down), the checkpoint's open alerts missing from the log are kept."""
+    store is down), the checkpoint's open alerts missing from the log are kept. The log is read
+    once; `also` sees every stored event too (e.g. to find the audit chain's head)."""
     log_complete = _replay_spool(store)
     data = checkpoint.read()
     book = AlertBook(policy)
@@ -112,18 +118,14 @@ def load_alerts(
         try:
             book = AlertBook.restore(data, policy)
         except SnapshotError as exc:
-            log.error(
-                "alert checkpoint %s: %s; open alerts are rebuilt from the store's alert log", checkpoint.path, exc
-            )
+            log.error("alert checkpoint %s: %s; open alerts come from the store's alert log", checkpoint.path, exc)
     scan = OpenScan()
-    for row in _alert_log(store, None):
+    for row in store.query(HistoryQuery(RecordKind.ALERTS)):
+        if also is not None:
+            also(row)
         if accept(row):
             scan.add(row)
-    open_ids = scan.open_since()
-    states = []
-    if open_ids:
-        rows = (r for r in _alert_log(store, min(open_ids.values())) if accept(r))
-        states = rebuild_states(rows, open_ids, limits, policy)
+    states = scan.states(limits, policy)
     level = logging.WARNING if data is not None else logging.INFO  # no cache: nothing disagrees
     for note in book.adopt_log(states, log_complete=log_complete):
         log.log(level, "%s", note)
@@ -142,7 +144,3 @@ def _replay_spool(store: Store) -> bool:
     if left:
         log.warning("%d spooled batch(es) could not reach the store yet: its alert log may be behind", left)
     return left == 0
-
-
-def _alert_log(store: Store, t_from_s: float | None) -> Iterator[Row]:
-    yield from store.query(HistoryQuery(RecordKind.ALERTS, t_from_s=t_from_s))

@@ -147,13 +147,14 @@ class Runtime:
         store = open_configured_store(settings, on_rejected=lambda e: rejected.extend(e.rejected))
         ckpt = Checkpoint(settings.state_path / ALERT_CHECKPOINT, settings.store_identity)
         _warn_legacy_state_dir(settings)
-        alerts = load_alerts(ckpt, store, book.limits, settings.alerts.policy(), _takes_over(settings))
+        head = _ChainHead(settings.mqtt_client_id)
+        alerts = load_alerts(ckpt, store, book.limits, settings.alerts.policy(), _takes_over(settings), head.add)
         health = SensorHealth(alerts, settings.health.policy())
         health.restore_status_seen((ckpt.loaded or {}).get("status_seen"))
         side: list[AlertEvent] = []
         sinks = build_dispatcher(settings.sinks, book=alerts, on_event=side.append)
         rt = cls(settings, book, engine, alerts, store, health, sinks, side, rejected, ckpt=ckpt)
-        rt.audit = _restore_chain(store, settings.mqtt_client_id)
+        rt.audit = head.chain()
         log_site_profiles(book, settings.profile, site_configs(settings))
         rt.coverage = CoverageWatch(book, engine.profile_of)
         now = time.time()
@@ -393,15 +394,21 @@ def _ms(t_s: float) -> float:
     return round(t_s * 1000.0) / 1000.0
 
 
-def _restore_chain(store: Store, chain: str) -> AuditChain:
-    """Continue this gateway's chain where the stored events end."""
-    last: dict[str, Any] | None = None
-    for row in store.query(HistoryQuery(RecordKind.ALERTS)):
-        if row.get("audit_chain") == chain and (last is None or row["audit_seq"] > last["audit_seq"]):
-            last = row
-    if last is None:
-        return AuditChain()
-    return AuditChain(head=str(last["hash"]), next_seq=int(last["audit_seq"]) + 1)
+@dataclass(slots=True)
+class _ChainHead:
+    """Where this gateway's audit chain ends in the store, from the alert log read at start-up."""
+
+    name: str
+    seq: int = -1
+    hash: str = ""
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if row.get("audit_chain") == self.name and row.get("audit_seq") is not None and row["audit_seq"] > self.seq:
+            self.seq, self.hash = int(row["audit_seq"]), str(row["hash"])
+
+    def chain(self) -> AuditChain:
+        """Continue this gateway's chain where the stored events end."""
+        return AuditChain() if self.seq < 0 else AuditChain(head=self.hash, next_seq=self.seq + 1)
 
 
 def verify_audit_chain(settings: Settings, heads: Mapping[str | None, Anchor] | None = None) -> tuple[bool, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from alerts.lifecycle import AlertBook
 from alerts.policy import AlertPolicy
-from alerts.rebuild import OpenScan, rebuild_states
+from alerts.rebuild import OpenScan
 from alerts.types import AlertEventKind
 from gateway.checkpoint import Checkpoint, load_alerts
 from gateway.config import load_settings
@@ -135,7 +135,7 @@ def rebuilt(rows: list[dict[str, Any]], policy: AlertPolicy | None = None) -> li
     scan = OpenScan()
     for r in rows:
         scan.add(r)
-    return rebuild_states(rows, scan.open_since(), ProfileBook.load().limits, policy or AlertPolicy())
+    return scan.states(ProfileBook.load().limits, policy or AlertPolicy())
 
 
 def test_open_follows_the_audit_chain_not_the_time_stamps() -> None:
