@@ -35,6 +35,13 @@ def field_lines(name: str, value: Any, cols: int, label_width: int) -> list[str]
 def limit_blocks(profile: str, rows: Sequence[Mapping[str, Any]], cols: int) -> str:
     """Every limit of `profile` as a block of lines no wider than `cols` (long words excepted)."""
     out = [f"Limits of profile {profile} ({len(rows)}):", ""]
+    if not rows:
+        note = (
+            f"Profile {profile} sets no limit: no reading is judged by it, and every hazard a site "
+            "using it measures raises a not_judged alert. Its file names the regulations to take "
+            "the values from (docs/exposure.md, National mining profiles)."
+        )
+        out += textwrap.wrap(note, cols)
     others = {k for r in rows for k in r if k not in _HEADING}
     extra = [k for k in ("source", "action") if k in others] + sorted(others - {"source", "action"})
     label_width = max((len(k) for k in extra), default=0)

@@ -275,7 +275,8 @@ def limit_tier(limits: Sequence[Limit], ids: Sequence[int]) -> int:
 
 
 def describe_limits(book: ProfileBook, profile: str) -> list[dict[str, str]]:
-    """Rows for `oshmon limits`: one per limit tier, in the hazard's canonical unit."""
+    """Rows for `oshmon limits`: one per limit tier, in the hazard's canonical unit; `averaging`
+    is `8h` or `shift` for twa (and projected twa) tiers, empty for the other rules."""
     prof = book.profile(profile)
     rows = []
     mixture_names = {m.limit: "+".join(m.hazards) for m in prof.mixtures}
@@ -292,6 +293,7 @@ def describe_limits(book: ProfileBook, profile: str) -> list[dict[str, str]]:
                 "label": lim.label,
                 "source": lim.source,
                 "action": lim.action,
+                "averaging": str(lim.averaging) if lim.rule in (RuleKind.TWA, RuleKind.TWA_PROJECTED) else "",
             }
         )
     return rows

@@ -189,3 +189,16 @@ def test_restart_raises_nothing_twice_and_a_profile_that_judges_clears(mosquitto
     finally:
         col.close()
         pub.close()
+
+
+def test_limits_of_a_profile_without_numbers_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "80", "OSH_SQLITE_PATH": str(tmp_path / "x.sqlite")}
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "limits", "--profile", "kz-mining"],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).parent.parent, check=True,
+    ).stdout  # fmt: skip
+    assert "sets no limit" in out and "not_judged" in out
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -126,8 +126,12 @@ def test_only_confirmed_numbers_are_shipped(book: ProfileBook, profile: str, reg
 def test_describe_limits_columns(book: ProfileBook) -> None:
     rows = describe_limits(book, "us-msha")
     assert rows and list(rows[0]) == [
-        "hazard", "rule", "severity", "threshold", "unit", "direction", "label", "source", "action"
+        "hazard", "rule", "severity", "threshold", "unit", "direction", "label", "source", "action", "averaging"
     ]  # fmt: skip
+    assert {(r["hazard"], r["rule"], r["averaging"]) for r in rows if r["averaging"]} >= {
+        ("respirable_dust", "twa", "shift"), ("dpm", "twa", "8h"), ("silica", "twa", "8h")
+    }  # fmt: skip
+    assert all(r["averaging"] == "" for r in rows if r["rule"] not in ("twa", "twa_projected"))
     ch4 = [r for r in rows if r["hazard"] == "ch4"]
     assert [r["threshold"] for r in ch4] == ["1", "1.5"]
     with pytest.raises(ConfigError, match="not found"):
