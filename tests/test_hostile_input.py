@@ -7,6 +7,7 @@ input") maps each threat to the test here that shows it is handled.
 from __future__ import annotations
 
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,10 @@ def test_control_characters_in_an_ack_do_not_reach_the_log_raw(mosquitto: Mosqui
             text = log.read_text()
             assert "\x1b" not in text and "\x07" not in text
             assert not any(line.startswith(forged) for line in text.splitlines())
+            # the checkpoint holds ack names and notes: private to the gateway's user (issue 15 point 8)
+            state = tmp_path / "state"
+            assert stat.S_IMODE(state.stat().st_mode) == 0o700
+            assert all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in state.rglob("*") if p.is_file())
     finally:
         col.close()
         pub.close()
