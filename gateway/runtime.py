@@ -350,7 +350,7 @@ def _warn_legacy_state_dir(settings: Settings) -> None:
     if settings.state_dir is None and settings.store == "influx" and legacy.is_dir():
         log.warning(
             "%s is no longer used (state now lives in %s, one directory per store): move its spool/ "
-            "there if it holds unsent batches, or set OSH_STATE_DIR",
+            "(unsent batches) and pseudonym.key (stable worker pseudonyms) there, or set OSH_STATE_DIR",
             legacy, settings.state_path,
         )  # fmt: skip
 

@@ -217,3 +217,16 @@ def test_status_shows_the_stores_open_alerts_not_another_stores_checkpoint(tmp_p
     text = describe_status(s)
     assert "IN-STORE" in text and "ELSEWHERE" not in text
     assert "open alerts: 1" in text and "from the store's alert log" in text
+
+
+def test_old_working_directory_state_is_named_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway.runtime import _warn_legacy_state_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "oshmon-state" / "spool").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        _warn_legacy_state_dir(influx())
+    assert f"{tmp_path / 'oshmon-state'} is no longer used" in caplog.text and "pseudonym.key" in caplog.text
