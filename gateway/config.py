@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from alerts.health_policy import INTERVAL_MAX_S, INTERVAL_MIN_S, STORM_DEVICES, STORM_WINDOW_S, HealthPolicy
 from alerts.policy import DEFAULT_ESCALATE_AFTER_S, AlertPolicy
-from alerts.sinks.config import ConsoleConfig, SinksConfig
+from alerts.sinks.config import ConsoleConfig, SinksConfig, http_url_problem
 from gateway.inventory import DEFAULT_MAX_CHANNELS_PER_SITE, DEFAULT_MAX_SITES
 from rules.errors import ConfigError
 from rules.types import Severity
@@ -162,6 +162,14 @@ class Settings(BaseSettings):
             return [x.strip() for x in v.split(",") if x.strip()]
         return v
 
+    @field_validator("influx_url")
+    @classmethod
+    def _influx_url(cls, v: str) -> str:
+        problem = http_url_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
@@ -198,7 +206,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"configuration: {where}: {first['msg']}") from None
+        raise ConfigError(f"configuration: {where}: {first['msg'].removeprefix('Value error, ')}") from None
     except ValueError as exc:  # e.g. a TOML syntax error
         raise ConfigError(f"configuration file {config}: {exc}") from None
     finally:

@@ -21,7 +21,7 @@ from rules.text import shorten, shown
 DEADLETTER_PAYLOAD_BYTES = 1024  # SPEC §2: the first 1 KiB of the rejected payload
 MAX_ERROR_CHARS = 1024  # a reason quotes the payload at most briefly; longer is cut
 LOG_WINDOW_S = 60.0  # identical dead letters of one topic are logged once per window, with a count
-MAX_LOG_KEYS = 10_000  # topics x reasons tracked at once; beyond it they are counted together
+MAX_LOG_KEYS = 1000  # topics x reasons tracked (and logged) per minute at most; beyond it they are counted together
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 

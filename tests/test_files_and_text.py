@@ -223,3 +223,12 @@ def test_oshmon_run_stops_at_start_up_naming_the_field(tmp_path: Path) -> None:
     assert r.stderr.count("\n") == 1 and "url" in r.stderr and "https://" in r.stderr and "T0KEN" not in r.stderr
     with pytest.raises(ConfigError, match="url"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8086", "127.0.0.1:8086", "http://:8086"])
+def test_a_bad_influx_url_is_a_configuration_error_not_unreachable(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was retried as "InfluxDB unreachable (UnsupportedProtocol)" at every write."""
+    monkeypatch.setenv("OSH_STORE", "influx")
+    monkeypatch.setenv("OSH_INFLUX_URL", url)
+    with pytest.raises(ConfigError, match=r"^configuration: influx_url: (must start with https://|has no host)"):
+        load_settings(None)

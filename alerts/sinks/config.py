@@ -75,19 +75,27 @@ class WebhookConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: SecretStr) -> SecretStr:
-        """Refused at start-up, not retried as "unreachable" forever; the URL itself (it often
-        carries a token) is never repeated in the message."""
-        try:
-            parts = urlsplit(url.get_secret_value().strip())
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError:
-            raise ValueError("is not a valid URL (check the host and port)") from None
-        if parts.scheme.lower() not in ("http", "https"):
-            scheme = repr(parts.scheme[:10]) if parts.scheme else "none"
-            raise ValueError(f"must start with https:// (or http://), not scheme {scheme}")
-        if not parts.hostname:
-            raise ValueError("has no host name (e.g. https://hooks.example/...)")
+        problem = http_url_problem(url.get_secret_value())
+        if problem:
+            raise ValueError(problem)
         return url
+
+
+def http_url_problem(raw: str) -> str | None:
+    """Why `raw` is not a usable http(s) URL, or None. Checked at start-up (a bad URL is a
+    configuration error, not an endpoint to retry as "unreachable" forever); the URL itself,
+    which often carries a token, is never repeated."""
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        return "is not a valid URL (check the host and port)"
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = repr(parts.scheme[:10]) if parts.scheme else "none"
+        return f"must start with https:// (or http://), not scheme {scheme}"
+    if not parts.hostname:
+        return "has no host name (e.g. https://host.example/...)"
+    return None
 
 
 _ADDRESS = r"^[^@\s<>,;]+@[^@\s<>,;]+$"  # one plain address; no CR/LF (header injection), no lists
