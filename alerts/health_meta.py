@@ -61,7 +61,8 @@ def status_problems(
 ) -> dict[str, str]:
     """{field: reason} for status metadata that must be ignored (issue 15): an `interval_s`
     outside [interval_min_s, interval_max_s], a `calibrated_on` that is unreadable or in the
-    future, a `t` that is unreadable."""
+    future, a `t` that is unreadable or in the future (it would make every later status look
+    stale)."""
     bad: dict[str, str] = {}
     interval = payload.get("interval_s")
     if interval is not None and not interval_min_s <= float(interval) <= interval_max_s:
@@ -80,9 +81,12 @@ def status_problems(
             if ahead:
                 bad["calibrated_on"] = "status: calibrated_on lies in the future; ignored"
     try:
-        status_time(payload)
+        t = status_time(payload)
     except ValueError as exc:
         bad["t"] = f"status: {exc}; the message's time is ignored"
+    else:
+        if t is not None and t - now_s > max_future_s:
+            bad["t"] = f"status: t is {t - now_s:.0f} s in the future (clock wrong?); the message's time is ignored"
     return bad
 
 

@@ -78,6 +78,7 @@ def test_out_of_range_interval_and_future_calibration_are_ignored(reg: ChannelRe
         ({"calibrated_on": "2099-01-01"}, "calibrated_on", "calibrated_on lies in the future"),
         ({"calibrated_on": "2027-01-15T09:00:00Z"}, "calibrated_on", "in the future"),  # 1 h ahead
         ({"t": "yesterday"}, "t", "status: "),
+        ({"t": T0 + 3600}, "t", "t is 3600 s in the future"),
     ],
 )
 def test_gateway_dead_letters_status_metadata_out_of_range(meta: dict[str, object], field: str, reason: str) -> None:
