@@ -27,7 +27,7 @@ from gateway.cli_opts import ConfigOpt
 from gateway.config import Settings, load_settings, parse_mqtt_url
 from gateway.mqtt import MqttEdge
 from gateway.runtime import open_configured_store
-from rules.errors import ConfigError, OshError
+from rules.errors import ConfigError, OshError, StoreError
 from storage.base import HistoryQuery, RecordKind
 
 ACK_CONFIRM_S = 10.0  # default wait for the gateway's `acknowledged` event
@@ -44,6 +44,7 @@ class Known:
     last_t: str = ""
     acked_by: str | None = None
     ack_note: str | None = None
+    acked_t: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,9 @@ def ack(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the gateway's confirmation.", min=0.5)] = (
         ACK_CONFIRM_S
     ),
+    site: Annotated[
+        str | None, typer.Option(help="The alert's site: lets the ack go out while the store cannot be read.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Acknowledge an alert through the running gateway and wait for its confirmation."""
@@ -75,11 +79,11 @@ def ack(
     except InvalidAckError as exc:
         raise ConfigError(str(exc)) from None
     settings = load_settings(config)
-    known = _look_up(settings, alert_id)
+    known = _known(settings, alert_id, site)
     if known.last_event == "cleared":
         raise ConfigError(f"alert {alert_id} was cleared at {known.last_t}: there is nothing to acknowledge")
     if known.acked_by is not None and (known.acked_by, known.ack_note) == (name, text):
-        typer.echo(f"already acknowledged: {alert_id} by {name} at {known.last_t}; nothing sent")
+        typer.echo(f"already acknowledged: {alert_id} by {name} at {known.acked_t}; nothing sent")
         return
     req = Request(known.site, alert_id, name, text, round(time.time(), 3), new_alert_id())
     outcome, detail = asyncio.run(_send(settings, req, wait))
@@ -99,6 +103,21 @@ def ack(
         )
 
 
+def _known(settings: Settings, alert_id: str, site: str | None) -> Known:
+    """The store's view of the alert; with `--site`, a store that cannot be read is only a warning
+    (the gateway still checks the ack: unknown, other-site and cleared alerts are refused)."""
+    try:
+        known = _look_up(settings, alert_id)
+    except StoreError as exc:
+        if site is None:
+            raise StoreError(f"{exc} (with --site SITE the ack is sent unchecked)", retryable=False) from None
+        typer.echo(f"oshmon: warning: {exc}; sending the ack to site {site} unchecked", err=True)
+        return Known(site)
+    if site is not None and site != known.site:
+        raise ConfigError(f"alert {alert_id} is an alert of site {known.site!r}, not {site!r}")
+    return known
+
+
 def _look_up(settings: Settings, alert_id: str) -> Known:
     store = open_configured_store(settings, read_only=True)
     known: Known | None = None
@@ -109,7 +128,7 @@ def _look_up(settings: Settings, alert_id: str) -> Known:
             known = known or Known(str(row["site"]))
             known.last_event, known.last_t = str(row["event"]), str(row["t"])
             if row["event"] == "acknowledged":
-                known.acked_by, known.ack_note = row["by"], row["note"]
+                known.acked_by, known.ack_note, known.acked_t = row["by"], row["note"], str(row["t"])
             elif row["event"] == "raised":  # a raise (a new tier too) asks for a new acknowledgement
                 known.acked_by = known.ack_note = None
     finally:

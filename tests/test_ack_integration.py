@@ -90,3 +90,16 @@ def test_ack_while_the_gateway_is_down_is_queued_and_keeps_the_officers_time(
         assert again.returncode == 0 and again.stdout.startswith("already acknowledged"), again.stdout
         time.sleep(1.0)
         assert kinds(r.events(alert_id=aid)) == ["raised", "acknowledged"]
+
+
+def test_ack_with_site_goes_out_while_the_store_cannot_be_read(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with rig(mosquitto, tmp_path, "ack-s") as r:
+        aid = raise_alarm(r, "ch4-3")
+        wrong_site = oshmon(r.env, "ack", aid, "--by", "Ana", "--site", "ack-other")
+        assert wrong_site.returncode == 2 and "is an alert of site 'ack-s'" in wrong_site.stderr
+        no_store = {**r.env, "OSH_SQLITE_PATH": str(tmp_path / "elsewhere.db")}
+        refused = oshmon(no_store, "ack", aid, "--by", "Ana")
+        assert refused.returncode == 1 and "--site" in refused.stderr
+        done = oshmon(no_store, "ack", aid, "--by", "Ana", "--site", "ack-s")
+        assert done.returncode == 0 and done.stdout.startswith(f"acknowledged {aid}"), (done.stdout, done.stderr)
+        assert "unchecked" in done.stderr and not (tmp_path / "elsewhere.db").exists()

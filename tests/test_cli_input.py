@@ -209,3 +209,14 @@ def test_status_names_a_missing_store(tmp_path: Path) -> None:
     done = oshmon(sqlite_env(wrong), "status")
     assert done.returncode == 1 and str(wrong) in done.stderr and "Traceback" not in done.stderr
     assert not wrong.exists()
+
+
+def test_control_characters_never_reach_the_terminal() -> None:
+    row = {"t": "2026-11-01T00:00:00Z", "event": "acknowledged", "severity": "alarm", "hazard": "co",
+           "alert_id": "01M8NGC7X5Z9BQ1ZR5ZSWZM0KH", "by": "Ana\x1b]0;pwned\x07",
+           "note": "ok\n2026 INFO forged"}  # fmt: skip
+    out = io.StringIO()
+    render(iter([row]), RecordKind.ALERTS, "table", out, width=None)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b" in text
+    assert len(text.strip().splitlines()) == 2, text  # header + one row: the newline did not start a line
