@@ -21,6 +21,10 @@ HAZARD: dict[str, str] = {
     "dpm": N_("Diesel particulate matter"),
     "noise": N_("Noise"),
     "noise_peak": N_("Peak noise"),
+    # subjects of health and configuration alerts (docs/spec-changes.md)
+    "device": N_("the device itself"),
+    "sink": N_("alert delivery"),
+    "store": N_("data store"),
 }
 
 METRIC: dict[str, str] = {
@@ -42,6 +46,9 @@ RULE: dict[str, str] = {
     "gap": N_("data gap"),
     "mixture": N_("gas mixture index"),
     "twa_projected": N_("shift average heading for the limit"),
+    "not_judged": N_("hazard measured without a limit"),
+    "integrity": N_("alarm messages tampered with"),
+    "capacity": N_("readings refused: too many channels"),
 }
 
 SEVERITY: dict[str, str] = {

@@ -391,5 +391,18 @@ def test_print_css_has_a_running_footer_and_keeps_headings_with_content(summary:
     page = (tmp_path / "p" / "report.html").read_text()
     assert "counter(page)" in page and "counter(pages)" in page
     assert re.search(r'@page site-1 \{ @bottom-left \{ content: "Site kop-1 · October 2026"; \} \}', page)
-    assert "#site-1 { page: site-1; }" in page
+    assert "#site-1, header.cover { page: site-1; }" in page  # the cover shares the first site's page
     assert ".keep { break-inside: avoid; }" in page
+
+
+def test_every_code_a_reader_can_meet_has_a_name() -> None:
+    """Codes never reach the page: every rule, severity, direction, hazard and canonical unit is named."""
+    from reports.vocab import DIRECTION, HAZARD, RULE, SEVERITY, UNIT
+    from rules.results import Direction
+    from rules.types import CANONICAL_UNIT
+
+    assert {r.value for r in RuleKind} <= set(RULE)
+    assert {s.value for s in Severity} <= set(SEVERITY)
+    assert {d.value for d in Direction} <= set(DIRECTION)
+    assert {h.value for h in Hazard} | {"device", "sink", "store"} <= set(HAZARD)
+    assert set(CANONICAL_UNIT.values()) <= set(UNIT)
