@@ -47,8 +47,15 @@ def run(config: ConfigOpt = None) -> None:
     asyncio.run(serve(settings))
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> Counters:
-    """Run the gateway until SIGTERM/SIGINT (or `stop` is set); returns what it counted."""
+async def serve(
+    settings: Settings,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    *,
+    counters: Counters | None = None,
+) -> Counters:
+    """Run the gateway until SIGTERM/SIGINT (or `stop` is set); returns what it counted (into
+    `counters` when given, so a caller such as the demo can watch them while it runs)."""
     from gateway.service import GatewayService
 
     http_sock = bind_http(settings.http_listen) if settings.http_listen else None
@@ -57,6 +64,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
     try:
         async with MqttEdge(target, settings.mqtt_client_id, subscriptions=subscriptions(settings)) as edge:
             svc = GatewayService(edge, rt)
+            if counters is not None:
+                svc.counters = counters
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, svc.stop)
