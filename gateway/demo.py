@@ -31,6 +31,7 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -44,6 +45,7 @@ from gateway.mqtt import MqttEdge
 from gateway.runtime import open_configured_store
 from gateway.service import Counters
 from rules.errors import OshError
+from rules.text import printable
 from simulators import Incident, MineSpec, apaced, live_start, scenario, simulate
 from storage.base import HistoryQuery, RecordKind
 
@@ -115,17 +117,23 @@ def fresh_dir(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _shown(v: object) -> str:
+    """Event text from MQTT (ack names and notes in messages): no control characters, no markup."""
+    return escape(printable(str(v)))
+
+
 def print_event(console: Console, ev: dict[str, object]) -> None:
-    sev, kind = str(ev.get("severity")), str(ev.get("event"))
+    sev, kind = _shown(ev.get("severity")), _shown(ev.get("event"))
     where = f"{ev.get('site')}/{ev.get('zone')}/{ev.get('device')}" + (f" ({ev['worker']})" if ev.get("worker") else "")
-    t = str(ev.get("t", ""))[11:19]
+    t = _shown(str(ev.get("t", ""))[11:19])
     console.print(
         f"[dim]{t}[/] [{SEVERITY_STYLE.get(sev, '')}] {sev.upper():<11}[/] [{EVENT_STYLE.get(kind, '')}]{kind:<12}[/]"
-        f" {where:<28} {ev.get('message')}",
+        f" {_shown(where):<28} {_shown(ev.get('message'))}",
         highlight=False,
     )
     if kind == "raised" and ev.get("action"):
-        console.print(f"{'':>34}[dim]→ {ev.get('action')}  [{ev.get('limit_source')}][/]", highlight=False)
+        action, source = _shown(ev.get("action")), _shown(ev.get("limit_source"))
+        console.print(f"{'':>34}[dim]→ {action}  \\[{source}][/]", highlight=False)
 
 
 async def _watch_alerts(url: str, prefix: str, console: Console, live: LiveRecord, stop: asyncio.Event) -> None:

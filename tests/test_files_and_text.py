@@ -232,3 +232,19 @@ def test_a_bad_influx_url_is_a_configuration_error_not_unreachable(url: str, mon
     monkeypatch.setenv("OSH_INFLUX_URL", url)
     with pytest.raises(ConfigError, match=r"^configuration: influx_url: (must start with https://|has no host)"):
         load_settings(None)
+
+
+def test_demo_console_shows_event_text_escaped() -> None:
+    """Event messages carry ack names and notes: no ESC sequence or rich markup reaches the terminal."""
+    from rich.console import Console
+
+    from gateway.demo import print_event
+
+    buf = io.StringIO()
+    message = "Acknowledged by Ana\x1b]0;owned\x07: [link=http://x]fan[/link]\nok"
+    ev = {"severity": "alarm", "event": "acknowledged", "site": "kop-1", "zone": "z", "device": "gd-1",
+          "t": "2026-11-22T09:41:07Z", "message": message}  # fmt: skip
+    print_event(Console(file=buf, width=160, force_terminal=True), ev)
+    out = buf.getvalue()
+    assert "\x1b]0;" not in out and "\x07" not in out and "\\x1b]0;owned\\x07" in out
+    assert "[link=http://x]fan[/link]\\nok" in out
