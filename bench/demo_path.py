@@ -109,10 +109,12 @@ no rules: this is the MQTT path alone). Best of {rounds} rounds; CPU per 10,000 
 |---|---|---|---|
 {rows}
 
-`oshmon demo` publishes about 500 messages/s (3 sites, 10 s gas interval, series for dust and
-noise, 150× speed): well inside the own-process brokers, while the gateway (store, rules) and the
-sensors also need CPU from the same 2 cores. Chosen: mosquitto when installed, else amqtt in its own
-process (gateway/demo_broker.py).
+Before issue 9 `oshmon demo` published ~1,750 messages/s through amqtt on its own loop: at 5.5 CPU s
+per 10,000 messages that loop needed a whole core for MQTT alone, before the gateway's own work, so
+it fell behind and crashed. Now it publishes ~480 messages/s (3 sites, 15 s gas interval, 2-minute
+dust and noise series, 150× speed), about a third of what amqtt carries in its own process and a
+seventh of mosquitto, leaving CPU for the gateway, the sensors and the backfill on 2 cores.
+Chosen: mosquitto when installed, else amqtt in its own process (gateway/demo_broker.py).
 {END}"""
 
 
