@@ -358,9 +358,10 @@ def _warn_legacy_state_dir(settings: Settings) -> None:
 def describe_status(settings: Settings) -> str:
     lines = [f"store: {settings.store}" + (f" ({settings.sqlite_path})" if settings.store == "sqlite" else "")]
     data, where = _open_alerts_now(settings)
-    lines.append(where)
-    if data is not None:
-        lines.append(f"open alerts: {len(data.get('open', []))}")
+    if data is None:
+        lines.append(f"open alerts: unknown ({where})")
+    else:
+        lines.append(f"open alerts: {len(data.get('open', []))} ({where})")
         for a in data.get("open", []):
             lines += open_alert_lines(a, width())
         unjudged = [a.get("subject") or {} for a in data.get("open", []) if a.get("rule") == RuleKind.NOT_JUDGED]
@@ -380,14 +381,16 @@ def _open_alerts_now(settings: Settings) -> tuple[dict[str, Any] | None, str]:
     ckpt = Checkpoint(settings.state_path / ALERT_CHECKPOINT, settings.store_identity)
     try:
         store = open_configured_store(settings, read_only=True)
-    except StoreError as exc:
+    except StoreError:
         data = ckpt.read()
-        return data, f"store not readable ({exc}): open alerts as this gateway last checkpointed them"
+        if data is None:
+            return None, "the store cannot be read, and there is no checkpoint of it"
+        return data, "the store cannot be read: as this gateway last checkpointed them"
     try:
         book = load_alerts(ckpt, store, profile_book(settings).limits, settings.alerts.policy(), _takes_over(settings))
     finally:
         store.close()
-    return book.snapshot(), "open alerts from the store's alert log"
+    return book.snapshot(), "from the store's alert log"
 
 
 def _ms(t_s: float) -> float:
