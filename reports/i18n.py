@@ -119,8 +119,10 @@ class Lang:
 
     def unit(self, code: str) -> str:
         """A stored unit code ("%vol", "mg/m3") as readers of this language write it."""
-        from reports.vocab import UNIT  # vocab marks its strings with N_ from this module
+        from reports.vocab import UNIT, UNITLESS  # vocab marks its strings with N_ from this module
 
+        if code in UNITLESS:
+            return ""
         return self.gettext(UNIT[code]) if code in UNIT else code
 
     def duration(self, seconds: float | None) -> str:

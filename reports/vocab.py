@@ -85,7 +85,16 @@ UNIT: dict[str, str] = {
     "dBA": N_("dB(A)"),
     "dBC": N_("dB(C)"),
     "%": N_("%"),
+    # units of health and configuration alerts
+    "s": N_("s"),
+    "d": N_("days"),
+    "readings": N_("readings"),
+    "messages": N_("messages"),
+    "incidents": N_("incidents"),
+    "devices": N_("devices"),
 }
+#: Units shown as nothing (a dimensionless index, such as a gas mixture's Σ C/L).
+UNITLESS = frozenset({"1", ""})
 
 #: Why a shift does not enter the EN 689 test (`exposure_stats.EXCLUSION_REASONS`).
 EXCLUSION: dict[str, str] = {

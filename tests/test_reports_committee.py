@@ -123,6 +123,26 @@ def serious_events() -> list[AlertEvent]:
             note="ventilation door closed",
         ),
         event("o2-1", AlertEventKind.CLEARED, crit, o2, O2_SINCE + 900, O2_SINCE, 20.5, 19.5),
+        AlertEvent(
+            "gap-1",
+            AlertEventKind.RAISED,
+            Severity.MALFUNCTION,
+            RuleKind.GAP,
+            "kop-1",
+            "face-3",
+            "gd-m1",
+            "device",
+            None,
+            360.0,
+            100.0,
+            "readings",
+            O2_SINCE,
+            O2_SINCE,
+            "eu",
+            "",
+            "",
+            "gap",
+        ),  # never acked
     ]
 
 
@@ -406,3 +426,5 @@ def test_every_code_a_reader_can_meet_has_a_name() -> None:
     assert {d.value for d in Direction} <= set(DIRECTION)
     assert {h.value for h in Hazard} | {"device", "sink", "store"} <= set(HAZARD)
     assert set(CANONICAL_UNIT.values()) <= set(UNIT)
+    units = {"s", "d", "readings", "messages", "incidents", "devices"}  # health/configuration alerts
+    assert units <= set(UNIT)
