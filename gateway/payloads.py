@@ -222,7 +222,7 @@ def _check_distinct_times(t_s: F64, dt: float | None) -> None:
 class StatusPayload(_Strict):
     state: str = Field(pattern=r"^(online|offline)$")
     hazards: list[str] | None = None
-    interval_s: float | None = Field(default=None, gt=0)
+    interval_s: Number | None = Field(default=None, gt=0)  # `true` is not 1 s
     calibrated_on: str | None = None
 
 

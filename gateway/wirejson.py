@@ -32,6 +32,7 @@ _EXPECTED = {
     "t": "epoch seconds (a JSON number) or an RFC 3339 string",
     "t0": "epoch seconds (a JSON number) or an RFC 3339 string",
     "dt": "a JSON number of seconds",
+    "interval_s": "a JSON number of seconds",
     "value": "a JSON number (not a string or a boolean)",
     "values": "JSON numbers (not strings or booleans)",
     "seq": "a JSON integer (not a string, boolean or fraction)",

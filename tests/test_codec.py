@@ -357,6 +357,15 @@ def test_series_at_one_millisecond_keeps_every_value() -> None:
     assert len({to_ms(t) for t in d.series[0].t_s.tolist()}) == 1000
 
 
+@pytest.mark.parametrize("bad", [True, "10", None, [10]])
+def test_status_interval_must_be_a_number(bad: object) -> None:
+    if bad is None:
+        assert decode_status(enc({"state": "online", "interval_s": bad})).interval_s is None
+        return
+    with pytest.raises(PayloadError, match="interval_s: must be a JSON number of seconds"):
+        decode_status(enc({"state": "online", "interval_s": bad}))
+
+
 def test_status_and_ack_refuse_duplicate_keys_too() -> None:
     with pytest.raises(PayloadError, match='key "state" appears twice'):
         decode_status(b'{"state": "offline", "state": "online"}')
