@@ -191,8 +191,11 @@ def serious(lang: Lang, listed: Sequence[Mapping[str, Any]], exceeded: Sequence[
     _ = lang.gettext
     critical = sum(1 for a in listed if a["severity"] == "critical")
     escalated = sum(1 for a in listed if a["escalations"])
-    text = _("Critical alerts: %(critical)s; escalated alerts: %(escalated)s. Each one is listed below.") % {
-        "critical": lang.int(critical), "escalated": lang.int(escalated)}  # fmt: skip
+    if not critical and not escalated:
+        text = _("No critical or escalated alerts this month.")
+    else:
+        text = _("Critical alerts: %(critical)s; escalated alerts: %(escalated)s. Each one is listed below.")
+    text %= {"critical": lang.int(critical), "escalated": lang.int(escalated)}
     items = [_item("serious_alerts", text, critical=critical, escalated=escalated)]
     for e in exceeded:
         hazard = _(name(HAZARD, e["hazard"]))

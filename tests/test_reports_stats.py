@@ -351,3 +351,12 @@ def test_profile_rows_fill_the_tiers_a_record_lacks() -> None:
     ]
     t = parse_exposures(recs, None, KEY, tiers)
     assert (t.limit.tolist(), t.action.tolist()) == ([86.0, 20.0], [80.0, 10.0])
+
+
+def test_serious_headline_says_none_plainly() -> None:
+    from reports.headline import serious
+
+    lang = Lang("en")
+    assert serious(lang, [], [])[0]["text"] == "No critical or escalated alerts this month."
+    one = [{"severity": "alarm", "escalations": 2}]
+    assert serious(lang, one, [])[0]["text"].startswith("Critical alerts: 0; escalated alerts: 1.")
