@@ -34,7 +34,7 @@ from gateway.cli_text import open_alert_lines, width
 from gateway.config import Settings
 from gateway.coverage import CoverageWatch, log_site_profiles
 from gateway.inventory import CapacityAlerts, ChannelInventory, inventory_for
-from gateway.state_dir import LEGACY_STATE_DIR, private_state_dir
+from gateway.state_dir import LEGACY_STATE_DIR, claim_state_dir, private_state_dir
 from rules.engine import ExposureEngine
 from rules.errors import ConfigError, StoreError
 from rules.profiles import ProfileBook
@@ -144,6 +144,7 @@ class Runtime:
         )
         rejected: list[Rejected] = []
         private_state_dir(settings.state_path)  # 0700 before the spool or checkpoint writes in it
+        claim_state_dir(settings.state_path, settings.store_identity)  # before the spool in it is opened
         store = open_configured_store(settings, on_rejected=lambda e: rejected.extend(e.rejected))
         ckpt = Checkpoint(settings.state_path / ALERT_CHECKPOINT, settings.store_identity)
         _warn_legacy_state_dir(settings)

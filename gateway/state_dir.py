@@ -100,3 +100,41 @@ def private_state_dir(path: Path) -> Path:
     except PermissionError as exc:
         log.warning("cannot make the state directory private (%s): make it readable by this user only", exc)
     return path
+
+
+#: File in the state directory naming the store it belongs to (its identity, one line).
+STORE_MARKER = "store"
+
+
+def claim_state_dir(path: Path, identity: str) -> None:
+    """Bind a state directory to its store before the gateway opens the spool in it.
+
+    A directory that names another store and still holds spooled batches would replay that
+    store's readings and alert events into this one: a ConfigError naming both (start against the
+    other store to drain it, or move the spool away). Otherwise the directory is (re)claimed; the
+    alert checkpoint of another store is then ignored on its own (gateway/checkpoint.py)."""
+    marker = path / STORE_MARKER
+    owner = marker.read_text().strip() if marker.is_file() else None
+    if owner == identity:
+        return
+    if owner is not None and _spool_pending(path / "spool"):
+        raise ConfigError(
+            f"state directory {path} holds spooled batches of another store ({owner}), not of {identity}: "
+            f"start the gateway against that store to replay them, or move {path / 'spool'} away"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(identity + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(marker)
+
+
+def _spool_pending(spool_dir: Path) -> bool:
+    if not spool_dir.is_dir():
+        return False
+    from storage.spool import Spool
+
+    return Spool(spool_dir).depth() > 0

@@ -286,3 +286,22 @@ def test_rebuild_from_the_log_matches_the_live_book(ops: list[tuple[str, int, fl
             a.escalations,
             a.flaps,
         )
+
+
+def test_state_dir_with_another_stores_spooled_batches_refuses_to_start(tmp_path: Path) -> None:
+    """Spooled readings of store A must never be replayed into store B (issue 9)."""
+    from gateway.state_dir import claim_state_dir
+    from rules.errors import ConfigError
+    from storage.spool import Spool
+
+    state = tmp_path / "state"
+    claim_state_dir(state, "influx v1 http://h:8086 db=a")
+    Spool(state / "spool").append(b"a batch for store A")
+    claim_state_dir(state, "influx v1 http://h:8086 db=a")  # the same store: fine
+    with pytest.raises(ConfigError, match=r"holds spooled batches of another store \(influx v1 http://h:8086 db=a\)"):
+        claim_state_dir(state, "influx v1 http://h:8086 db=b")
+    empty = tmp_path / "empty"
+    claim_state_dir(empty, "sqlite /a.sqlite")
+    claim_state_dir(empty, "sqlite /b.sqlite")  # nothing waiting: the directory changes hands
+    assert (empty / "store").read_text() == "sqlite /b.sqlite\n"
+    assert os.stat(empty / "store").st_mode & 0o777 == 0o600
