@@ -94,7 +94,8 @@ class CoverageWatch:
             text = (
                 f"{sub.hazard} readings from {sub.site} are judged now: profile {profile} has {sub.hazard} limits"
                 if judged
-                else f"profile of {sub.site} changed to {profile}; see its own alert for {sub.hazard}"
+                else f"{sub.site} uses profile {profile} now, which has no {sub.hazard} limit either: "
+                "its own not_judged alert follows the next reading"
             )
             events += alerts.clear_health(sub, RuleKind.NOT_JUDGED, t_s=now_s, now_s=now_s, message=text)
         return events
@@ -102,7 +103,7 @@ class CoverageWatch:
 
 def log_site_profiles(book: ProfileBook, default_profile: str, sites: Mapping[str, SiteConfig]) -> list[str]:
     """One start-up line per configured site (and the default): its profile and what it leaves
-    unjudged. Returned as well as logged, for tests and `oshmon status`."""
+    unjudged (a warning when it leaves any). Returned as well as logged."""
     lines = []
     for site, profile in [*((s, c.profile or default_profile) for s, c in sorted(sites.items())),
                           ("every other site", default_profile)]:  # fmt: skip

@@ -78,6 +78,12 @@ def test_a_new_configuration_clears_what_it_resolves(book: ProfileBook) -> None:
     cleared = CoverageWatch(book, lambda site: "eu-mine").reconcile(alerts, 30.0)
     assert sorted((e.event, e.hazard) for e in cleared) == [("cleared", "ch4"), ("cleared", "h2s")]
     assert "judged now" in next(e.message for e in cleared if e.hazard == "ch4")
+    assert "uses profile eu-mine now, which has no h2s limit either" in next(
+        e.message for e in cleared if e.hazard == "h2s"
+    )
+    again = CoverageWatch(book, lambda site: "eu-mine")
+    (ev,) = again.check(reg, alerts, 40.0)  # the new profile's own alert for what it still lacks
+    assert (ev.hazard, ev.device, ev.event) == ("h2s", "eu-mine", "raised")
 
 
 def test_start_up_names_each_sites_profile_and_what_it_leaves_unjudged(book: ProfileBook) -> None:
