@@ -90,6 +90,23 @@ def test_report_renders_cleanly_with_all_charts(store: SqliteStore, tmp_path: Pa
     assert shot.stat().st_size > 50_000
     (tmp_path / f"report-{lang}.pdf").write_bytes(pdf)
     keep(tmp_path / f"report-{lang}.pdf")
+    footers_on_every_page(tmp_path / f"report-{lang}.pdf", summary)
+
+
+def footers_on_every_page(pdf: Path, summary: dict[str, Any]) -> None:
+    """Every printed page has "page N / M" and a site's name in its footer (pdftotext, when installed)."""
+    if shutil.which("pdftotext") is None:
+        return  # the CSS rules are checked in test_reports_committee; this reads the printed result
+    import subprocess
+
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    pages = text.split("\f")[:-1]
+    assert len(pages) > 3
+    sites = [s["site"] for s in summary["sites"]]
+    for n, page in enumerate(pages, start=1):
+        assert re.search(rf"\b{n} / {len(pages)}\s*$", page.rstrip()), f"page {n}: no page number"
+        if n < len(pages) - 1:  # the appendix pages carry the report's title instead of a site
+            assert any(site in page.strip().splitlines()[-1] for site in sites), f"page {n}: no site in the footer"
 
 
 def test_the_console_check_catches_a_blocked_request(tmp_path: Path) -> None:
