@@ -69,7 +69,12 @@ def _surely_unique_keys(raw: bytes, obj: dict[str, Any]) -> bool:
     keys = len(obj) + (sum(len(r) for r in readings if isinstance(r, dict)) if isinstance(readings, list) else 0)
     if colons == keys:
         return True
-    return b"\\u" not in raw and colons == orjson.dumps(obj).count(b":")
+    if b"\\u" in raw:
+        return False
+    try:
+        return colons == orjson.dumps(obj).count(b":")
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels): the exact check decides
+        return False
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -366,6 +366,17 @@ def test_status_interval_must_be_a_number(bad: object) -> None:
         decode_status(enc({"state": "online", "interval_s": bad}))
 
 
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_deeply_nested_extras_are_checked_without_crashing(depth: int) -> None:
+    """orjson reads 1024 levels but writes only 254: the duplicate-key check must not raise TypeError."""
+    nested = b"[" * depth + b"]" * depth
+    raw = b'{"t": "2026-11-22T09:33:20Z", "hazard": "co", "value": 1, "unit": "ppm", "x": ' + nested + b"}"
+    try:
+        assert decode_readings(DATA, raw, NOW).count == 1
+    except PayloadError as exc:
+        assert "nests" in str(exc) or "JSON" in str(exc)
+
+
 def test_status_and_ack_refuse_duplicate_keys_too() -> None:
     with pytest.raises(PayloadError, match='key "state" appears twice'):
         decode_status(b'{"state": "offline", "state": "online"}')
