@@ -6,6 +6,7 @@ message becomes one dead letter and never disturbs the valid readings around it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +19,10 @@ from gateway.mqtt import InboundMessage
 from gateway.payloads import AckPayload, StatusPayload, decode_ack, decode_readings, decode_status
 from gateway.wirejson import payload_too_big
 from rules.errors import PayloadError
+from rules.text import shown
 from rules.types import F64, I64, ChannelKey, ReadingBatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -118,6 +122,10 @@ def sort_messages(
                 out.acks.append((topic, decode_ack(m.payload), m))
         except PayloadError as exc:
             out.dead.append(DeadLetter(m.topic, str(exc), m.payload, m.received_s))
+        except Exception as exc:  # a decoder bug costs this one message, never the batch or the gateway
+            log.exception("could not decode a message from %s", shown(m.topic))
+            reason = f"the gateway could not decode this message ({type(exc).__name__}): see the gateway's log"
+            out.dead.append(DeadLetter(m.topic, reason, m.payload, m.received_s))
     out.readings, out.seq = cols.batch()
     return out
 

@@ -125,3 +125,29 @@ def test_log_filter_escapes_the_message_but_keeps_tracebacks(caplog: pytest.LogC
         logger.removeHandler(handler)
     assert records[0] == "ack by Ana\\n2026-11-30 INFO forged\\x1b[2J"
     assert records[1].startswith("failed for x\\ry\nTraceback")
+
+
+def test_a_decoder_bug_costs_one_message_not_the_batch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway import batching
+    from gateway.batching import DecodeLimits, sort_messages
+    from rules.types import ChannelRegistry
+
+    real = batching.decode_readings
+
+    def flaky(topic, payload, *a, **kw):  # type: ignore[no-untyped-def]
+        if b"boom" in payload:
+            raise TypeError("unexpected")
+        return real(topic, payload, *a, **kw)
+
+    monkeypatch.setattr(batching, "decode_readings", flaky)
+    good = b'{"t": 1795339990, "hazard": "co", "value": 3, "unit": "ppm"}'
+    payloads = [good, b'{"boom": 1}', good]
+    msgs = [InboundMessage("osh/k/z/d/data", p, 1, False, i, 1, NOW) for i, p in enumerate(payloads)]
+    with caplog.at_level(logging.ERROR):
+        out = sort_messages(msgs, ChannelRegistry(), DecodeLimits("osh", 1e6, 300), NOW)
+    assert len(out.readings) == 2
+    (dead,) = out.dead
+    assert "could not decode this message (TypeError)" in dead.error
+    assert "could not decode a message from osh/k/z/d/data" in caplog.text
