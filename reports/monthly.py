@@ -79,6 +79,18 @@ def _worst_devices(devices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
     return sorted(devices, key=key)[:MAX_HTML_ROWS]
 
 
+def _hazards(
+    cur: ShiftTable, seg: SegSpec, loq: Mapping[str, float], profile_rows: Sequence[Mapping[str, str]]
+) -> list[dict[str, Any]]:
+    """The exposure sections of a site's month: one per hazard, auxiliary channels left out."""
+    main = cur.take(~np.isin(cur.hazard, list(AUXILIARY_HAZARDS)))
+    hazards = [hazard_summary(main.take(idx), seg, loq.get(str(h))) for h, idx in groups(main.hazard)]
+    for hz in hazards:
+        hz["workers"].sort(key=lambda w: (-(w["max"] or 0.0), w["worker"]))
+        hz["instant_levels"] = instant_levels(profile_rows, hz["hazard"], hz["profiles"])
+    return hazards
+
+
 def site_summary(
     site: str, table: ShiftTable, lives: Sequence[AlertLife], months: Sequence[str], seg: SegSpec,
     lang: Lang, open_at_s: float, loq: Mapping[str, float], profile_rows: Sequence[Mapping[str, str]],
@@ -89,11 +101,7 @@ def site_summary(
     months_data = trend(st, site_lives, months, seg, loq)
     cur = st.take(st.month == months[-1])
     cur_lives = [a for a in site_lives if month_of(a.since_s) == months[-1]]
-    main = cur.take(~np.isin(cur.hazard, list(AUXILIARY_HAZARDS)))
-    hazards = [hazard_summary(main.take(idx), seg, loq.get(str(h))) for h, idx in groups(main.hazard)]
-    for hz in hazards:
-        hz["workers"].sort(key=lambda w: (-(w["max"] or 0.0), w["worker"]))
-        hz["instant_levels"] = instant_levels(profile_rows, hz["hazard"], hz["profiles"])
+    hazards = _hazards(cur, seg, loq, profile_rows)
     alerts = alert_summary(cur_lives)
     devices = device_rows(cur, set(zip(st.zone, st.device, strict=True)), cur_lives, open_at_s)
     channels = channel_rows(cur, st.take(st.month != months[-1]))
@@ -103,27 +111,19 @@ def site_summary(
     listed, exceeded = serious_alerts(cur_lives), exceedances(hazards)
     has_data = bool(len(cur)) or bool(cur_lives)
     return {
-        "site": site,
-        "has_data": has_data,
+        "site": site, "has_data": has_data, "previous_data": prev is not None,
         "profiles": sorted(({str(p) for p in cur.profile} | {a.profile for a in cur_lives}) - {""}),
-        "previous_data": prev is not None,
         "headline": {
             "comparison": compared,
             **headline.changes(lang, hazards, prev, alerts, compared["comparable"]),
             "serious": headline.serious(lang, listed, exceeded),
             "decisions": decisions(lang, hazards, alerts, quality, has_data=has_data),
         },
-        "serious_alerts": listed,
-        "exceedances": exceeded,
-        "hazards": hazards,
-        "auxiliary_shifts": len(cur) - len(main),
-        "alerts": alerts,
-        "quality": quality,
-        "channels": channels,
-        "devices": devices,
-        "devices_worst": _worst_devices(devices),
-        "trend": months_data,
-    }
+        "serious_alerts": listed, "exceedances": exceeded, "hazards": hazards,
+        "auxiliary_shifts": int(np.count_nonzero(np.isin(cur.hazard, list(AUXILIARY_HAZARDS)))),
+        "alerts": alerts, "quality": quality, "channels": channels, "devices": devices,
+        "devices_worst": _worst_devices(devices), "trend": months_data,
+    }  # fmt: skip
 
 
 def _charts(sites: Sequence[Mapping[str, Any]], lang: Lang) -> dict[str, str]:
