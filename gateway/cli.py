@@ -15,6 +15,7 @@ import typer
 from gateway import cli_ack, cli_board, cli_data, cli_ops, cli_sim
 from gateway.demo import demo_cmd
 from rules.errors import OshError, StoreError
+from rules.text import escape_log_messages
 
 app = typer.Typer(
     name="oshmon",
@@ -41,6 +42,7 @@ app.add_typer(cli_board.board_app, name="board")
 
 def main() -> None:
     """Console entry point: translate our errors to one line and the exit codes above."""
+    escape_log_messages()  # untrusted ids, topics and ack notes never forge a log line (rules/text.py)
     try:
         try:
             rc = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode

@@ -15,7 +15,6 @@ from gateway.mqtt import MqttEdge
 from gateway.observability import HealthProbe, bind_http, build_app, serve_http
 from gateway.runtime import Runtime, open_configured_store
 from gateway.service import Counters
-from rules.text import EscapeControls
 
 log = logging.getLogger("oshmon")
 
@@ -25,8 +24,6 @@ def _logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(EscapeControls())  # untrusted ids, topics and ack notes cannot forge lines
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook/InfluxDB request otherwise
 
 

@@ -45,13 +45,15 @@ def shown(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     return printable(shorten(text, limit))
 
 
-class EscapeControls(logging.Filter):
-    """A log handler filter: the formatted message of every record, with control characters escaped
-    (a newline in an ack note must not start a forged log line). Tracebacks are added after it."""
+class SafeLogRecord(logging.LogRecord):
+    """A log record whose message has its control characters escaped: a newline in an ack note
+    cannot start a forged log line, an ESC sequence cannot reach the terminal. Tracebacks, which a
+    formatter adds after the message, keep their lines."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        safe = printable(message)
-        if safe is not message:
-            record.msg, record.args = safe, None
-        return True
+    def getMessage(self) -> str:
+        return printable(super().getMessage())
+
+
+def escape_log_messages() -> None:
+    """Every record of every logger and handler (also Python's last-resort stderr handler) from now on."""
+    logging.setLogRecordFactory(SafeLogRecord)

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.deadletter import DeadLetter, DeadLetterLog
 from gateway.mqtt import InboundMessage
-from rules.text import EscapeControls, printable, shorten, shown
+from rules.text import escape_log_messages, printable, shorten, shown
 
 NOW = 1_795_340_000.0
 
@@ -108,13 +108,14 @@ def test_shorten_says_how_long_the_original_was() -> None:
     assert shown("\n" * 300) == "\\n" * 256 + "…[300 chars]"
 
 
-def test_log_filter_escapes_the_message_but_keeps_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+def test_log_records_escape_the_message_but_keep_tracebacks() -> None:
     logger = logging.getLogger("t.escape")
     handler = logging.StreamHandler()
     records: list[str] = []
     handler.emit = lambda r: records.append(handler.format(r))  # type: ignore[method-assign]
-    handler.addFilter(EscapeControls())
     logger.addHandler(handler)
+    old = logging.getLogRecordFactory()
+    escape_log_messages()
     try:
         logger.warning("ack by %s", "Ana\n2026-11-30 INFO forged\x1b[2J")
         try:
@@ -122,6 +123,7 @@ def test_log_filter_escapes_the_message_but_keeps_tracebacks(caplog: pytest.LogC
         except ValueError:
             logger.exception("failed for %s", "x\ry")
     finally:
+        logging.setLogRecordFactory(old)
         logger.removeHandler(handler)
     assert records[0] == "ack by Ana\\n2026-11-30 INFO forged\\x1b[2J"
     assert records[1].startswith("failed for x\\ry\nTraceback")
