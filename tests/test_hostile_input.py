@@ -218,3 +218,27 @@ def test_control_characters_in_an_ack_do_not_reach_the_log_raw(mosquitto: Mosqui
     finally:
         col.close()
         pub.close()
+
+
+async def test_the_mqtt_edge_keeps_only_the_head_of_an_oversized_message(mosquitto: Mosquitto) -> None:
+    """Issue 15 point 7: a 100 MB payload sat whole in the gateway's queue (99 → 396 MiB). Now the
+    MQTT thread keeps its first KiB and its size; nothing bigger than 256 KiB is ever queued."""
+    import asyncio
+
+    from gateway.config import parse_mqtt_url
+    from gateway.mqtt import OVERSIZE_HEAD_BYTES, MqttEdge
+
+    edge = MqttEdge(parse_mqtt_url(mosquitto.url), f"t-big-{time.time_ns()}", subscriptions=["osh/big/#"],
+                    persistent=False)  # fmt: skip
+    pub = Publisher(mosquitto.port)
+    try:
+        async with edge:
+            await asyncio.sleep(0.3)  # subscribed
+            pub.send("osh/big/z/d/data", oversized(8 * 2**20))
+            pub.send("osh/big/z/d/data", oversized(MAX_PAYLOAD_BYTES))
+            first = await asyncio.wait_for(edge.messages.get(), 20)
+            second = await asyncio.wait_for(edge.messages.get(), 20)
+    finally:
+        pub.close()
+    assert first.oversize_bytes == 8 * 2**20 and len(first.payload) == OVERSIZE_HEAD_BYTES
+    assert second.oversize_bytes == 0 and len(second.payload) == MAX_PAYLOAD_BYTES
