@@ -368,7 +368,7 @@ def describe_status(settings: Settings) -> str:
         unjudged = [a.get("subject") or {} for a in data.get("open", []) if a.get("rule") == RuleKind.NOT_JUDGED]
         if unjudged:
             lines.append("hazards measured but not judged (no limit in the site's profile):")
-            lines += [f"  {u.get('site')}: {u.get('hazard')} (profile {u.get('device')})" for u in unjudged]
+            lines += sorted(f"  {u.get('site')}: {u.get('hazard')} (profile {u.get('device')})" for u in unjudged)
     spool = settings.state_path / "spool"
     if spool.exists():
         size = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
