@@ -1,6 +1,7 @@
 #!/bin/sh
 # Make sure the real services the tests use are installed: Debian's mosquitto and influxdb
-# (chromium for the report rendering test, victoria-metrics for the InfluxDB v2 write path). Installs them when missing and we are root.
+# (chromium for the report rendering test and the board, victoria-metrics for the InfluxDB v2 write path,
+# poppler-utils to read printed reports back). Installs them when missing and we are root.
 # The tests start their own instances on free loopback ports; nothing is started here.
 set -eu
 missing=""
@@ -8,6 +9,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing="$missing influxdb"
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || missing="$missing victoria-metrics"
+command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"  # reads printed reports back
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages:$missing"

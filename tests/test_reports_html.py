@@ -94,9 +94,12 @@ def test_report_renders_cleanly_with_all_charts(store: SqliteStore, tmp_path: Pa
 
 
 def footers_on_every_page(pdf: Path, summary: dict[str, Any]) -> None:
-    """Every printed page has "page N / M" and a site's name in its footer (pdftotext, when installed)."""
+    """Every printed page has "page N / M" and a site's name in its footer (read back with pdftotext)."""
     if shutil.which("pdftotext") is None:
-        return  # the CSS rules are checked in test_reports_committee; this reads the printed result
+        msg = "pdftotext not found: install Debian's poppler-utils (make test does this as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
     import subprocess
 
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
