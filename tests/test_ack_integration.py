@@ -51,6 +51,8 @@ def test_forged_replayed_and_late_acks_are_refused(mosquitto: Mosquitto, tmp_pat
             for _ in range(3):
                 r.pub.send(f"osh/{site}/ack", ack)
             assert dead.wait(lambda c: len(dead_letters(c, "duplicate acknowledgement")) == 2, 30), dead.messages
+            r.wait_event(event="acknowledged", alert_id=aid, timeout=30)  # published after the dead letters
+            time.sleep(1.0)
             assert [e["by"] for e in r.events(alert_id=aid, event="acknowledged")] == ["Ana Horvat"]
 
             r.paced("ch4-1", [(t0() + 10 + i, 0.2) for i in range(4)])  # below the limit: clears
