@@ -20,7 +20,7 @@ from rules.errors import ConfigError
 from simulators import SCENARIO_NAMES, MineSpec, Scenario, SimMessage, apaced, live_start, scenario, simulate
 
 PUBLISH_WINDOW = 500  # QoS 1 publishes awaiting PUBACK at once (back-pressure)
-BACKFILL_SERIES_S = 600.0  # dust/noise series: one message per device per 10 min in a backfill
+BACKFILL_SERIES_S = 600.0  # a backfill sends 10-min series (every device), as loggers uploading their memory
 
 
 SitesOpt = Annotated[int, typer.Option(help="Number of mine sites.", min=1)]
@@ -135,6 +135,7 @@ def run_backfill(
             seed,
             prefix=settings.topic_prefix,
             series_batch_s=BACKFILL_SERIES_S,
+            gas_series_s=BACKFILL_SERIES_S,
         )
         with progress_bar() as bar:
             task = bar.add_task("backfilling", total=duration)

@@ -42,6 +42,7 @@ class Emitter:
     phase_s: float
     seed: int
     topic: str
+    as_series: bool = False  # one series message per hazard per period (dust, noise; gas with gas_series_s)
 
     @property
     def channels(self) -> tuple[Channel, ...]:
@@ -52,7 +53,7 @@ class Emitter:
         ks, due = self._ticks(c0, c1)
         if ks.size == 0:
             return [], []
-        if self.device.spec.shape in (Shape.SERIES, Shape.SERIES_T):
+        if self.as_series:
             msgs = self._series(ks, due, chunk)
         else:
             msgs = self._point(ks, due, chunk)

@@ -39,22 +39,29 @@ def simulate(
     prefix: str = DEFAULT_PREFIX,
     series_batch_s: float | None = None,
     chunk_s: float | None = None,
+    gas_series_s: float | None = None,
 ) -> Iterator[SimMessage]:
     """Messages of `spec`'s devices from `start_s` for `duration_s` seconds, in event-time order.
 
     Gas, exhaust and DPM devices publish one reading every `interval_s`; dust and noise devices
     publish a series every `series_batch_s` (default `interval_s`, at least one sample period)
-    holding one value per `spec.dust_sample_s` / `spec.noise_sample_s`. Each device first
+    holding one value per `spec.dust_sample_s` / `spec.noise_sample_s`. With `gas_series_s`, gas,
+    exhaust and DPM devices too send one series per hazard every `gas_series_s` (one value per
+    `interval_s`), as loggers uploading their memory do: fewer, larger messages, the same readings'
+    times. Each device first
     publishes its retained `online` status at `start_s`. Deterministic for equal arguments.
     Time stamps are whole milliseconds: `start_s` is rounded up to one.
     """
     _check(start_s, duration_s, interval_s, series_batch_s, chunk_s)
+    if gas_series_s is not None and not gas_series_s > 0:
+        raise ValueError(f"gas_series_s must be > 0, got {gas_series_s}")
     start_s = math.ceil(start_s * 1000.0) / 1000.0
     devices = spec.devices()
     resolved = scenario.resolve(devices)
     end_s = start_s + duration_s
     emitters = [
-        _emitter(d, spec, resolved.incidents, start_s, end_s, interval_s, series_batch_s, seed, prefix) for d in devices
+        _emitter(d, spec, resolved.incidents, start_s, end_s, interval_s, (series_batch_s, gas_series_s), seed, prefix)
+        for d in devices
     ]
     status = status_messages(emitters, resolved.incidents, start_s, end_s, seed, prefix)
     step = chunk_s or max(_CHUNK_MIN_S, _CHUNK_TICKS * interval_s, *(e.period_s for e in emitters))
@@ -85,14 +92,22 @@ def _emitter(
     start_s: float,
     end_s: float,
     interval_s: float,
-    series_batch_s: float | None,
+    batch_s: tuple[float | None, float | None],
     seed: int,
     prefix: str,
 ) -> Emitter:
+    """`batch_s`: (series_batch_s, gas_series_s) as given to `simulate`."""
     shape = device.spec.shape
+    series_batch_s, gas_series_s = batch_s
     sample_s = interval_s
     period_s = interval_s
-    if shape in (Shape.SERIES, Shape.SERIES_T):
+    as_series = shape in (Shape.SERIES, Shape.SERIES_T)
+    if not as_series and gas_series_s is not None:
+        n = math.ceil(max(gas_series_s, interval_s) / interval_s - 1e-9)
+        if n > _MAX_SERIES_VALUES:
+            raise ValueError(f"gas_series_s gives {n} values per message; at most {_MAX_SERIES_VALUES}")
+        period_s, as_series = n * interval_s, n > 1
+    elif as_series:
         sample_s = spec.dust_sample_s if device.hazards[0] == "respirable_dust" else spec.noise_sample_s
         n = math.ceil(max(series_batch_s or interval_s, sample_s) / sample_s - 1e-9)
         if n > _MAX_SERIES_VALUES:
@@ -104,7 +119,9 @@ def _emitter(
     models = _models(device, seed)
     phase_s = ((device.index * _GOLDEN) % 1.0) * interval_s
     topic = device.topic(prefix, "data")
-    return Emitter(device, models, touching, silent, start_s, end_s, period_s, sample_s, phase_s, seed, topic)
+    return Emitter(
+        device, models, touching, silent, start_s, end_s, period_s, sample_s, phase_s, seed, topic, as_series
+    )
 
 
 def _models(device: Device, seed: int) -> tuple[ChannelModel, ...]:

@@ -329,6 +329,21 @@ def test_backfill_batches_series_and_keeps_message_counts() -> None:
     assert set(per_topic["osh/kop-1/face-1/dd-1/data"]) == {10}
 
 
+def test_gas_series_carry_the_same_readings_in_fewer_messages() -> None:
+    """`gas_series_s`: gas loggers send one series per hazard (issue 9: a cheaper backfill)."""
+    point = run("silent-sensor", 2.0, 60.0, spec=MineSpec(), series_batch_s=600.0)
+    series = run("silent-sensor", 2.0, 60.0, spec=MineSpec(), series_batch_s=600.0, gas_series_s=600.0)
+    assert len(series.messages) < len(point.messages) / 2
+    gd = [orjson.loads(m.payload) for m in series.messages if m.topic == "osh/kop-1/face-1/gd-2/data"]
+    assert {o["hazard"] for o in gd} == {"ch4", "o2", "co", "h2s"} and all(o["dt"] == 60.0 for o in gd)
+    assert {len(o["values"]) for o in gd[4:-4]} == {10}
+    assert series.series.keys() == point.series.keys()
+    for key, (t, _v) in point.series.items():  # the same reading times; the silent spell stays silent
+        np.testing.assert_array_equal(series.series[key][0], t)
+    with pytest.raises(ValueError, match="gas_series_s"):
+        list(simulate(MineSpec(), scenario("quiet"), MONDAY_05H, 3600.0, 60.0, gas_series_s=-1.0))
+
+
 # -- pacing ----------------------------------------------------------------------------------
 class FakeClock:
     def __init__(self) -> None:
