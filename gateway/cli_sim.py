@@ -20,7 +20,7 @@ from rules.errors import ConfigError
 from simulators import SCENARIO_NAMES, MineSpec, Scenario, SimMessage, apaced, live_start, scenario, simulate
 
 PUBLISH_WINDOW = 500  # QoS 1 publishes awaiting PUBACK at once (back-pressure)
-BACKFILL_SERIES_S = 600.0  # a backfill sends 10-min series (every device), as loggers uploading their memory
+BACKFILL_SERIES_S = 600.0  # dust/noise series: one message per device per 10 min in a backfill
 
 
 SitesOpt = Annotated[int, typer.Option(help="Number of mine sites.", min=1)]
@@ -106,13 +106,16 @@ def backfill_cmd(
     scenario_name: ScenarioOpt = "month",
     seed: SeedOpt = 1,
     interval: Annotated[float, typer.Option(help="Seconds between gas readings.", min=1)] = 60.0,
+    gas_series: Annotated[
+        float | None, typer.Option(help="Gas loggers send a series per hazard every this many seconds.", min=1)
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Fill the configured store with simulated history, straight through the rules (no broker)."""
     settings = load_settings(config)
     t_end = parse_cli_time(end, "--end") if end else time.time()
     spec, scen = mine_spec(sites, devices, workers), pick_scenario(scenario_name)
-    counts = run_backfill(settings, spec, scen, t_end - days * 86400.0, days * 86400.0, interval, seed)
+    counts = run_backfill(settings, spec, scen, t_end - days * 86400.0, days * 86400.0, interval, seed, gas_series)
     where = settings.sqlite_path if settings.store == "sqlite" else settings.influx_url
     typer.echo(
         f"backfilled {counts['readings']} readings, {counts['alert_events']} alert events "
@@ -121,9 +124,18 @@ def backfill_cmd(
 
 
 def run_backfill(
-    settings: Settings, spec: MineSpec, scen: Scenario, t0: float, duration: float, interval: float, seed: int
+    settings: Settings,
+    spec: MineSpec,
+    scen: Scenario,
+    t0: float,
+    duration: float,
+    interval: float,
+    seed: int,
+    gas_series_s: float | None = None,
 ) -> dict[str, int]:
-    """Simulate [t0, t0 + duration) and push it through a Runtime built from `settings`."""
+    """Simulate [t0, t0 + duration) and push it through a Runtime built from `settings`.
+
+    `gas_series_s`: gas loggers upload series too (fewer messages, the same readings)."""
     rt = Runtime.build(settings)
     try:
         msgs = simulate(
@@ -135,7 +147,7 @@ def run_backfill(
             seed,
             prefix=settings.topic_prefix,
             series_batch_s=BACKFILL_SERIES_S,
-            gas_series_s=BACKFILL_SERIES_S,
+            gas_series_s=gas_series_s,
         )
         with progress_bar() as bar:
             task = bar.add_task("backfilling", total=duration)

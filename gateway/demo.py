@@ -62,6 +62,9 @@ SEVERITY_STYLE = {
 }
 EVENT_STYLE = {"raised": "bold", "escalated": "bold", "acknowledged": "cyan", "cleared": "green"}
 SENSOR_WINDOW = 200  # the simulated sensors' QoS 1 messages awaiting the broker's PUBACK at once
+#: The month's backfill: gas loggers upload 10-min series (the same readings in ~40 % of the messages,
+#: ~30 % less CPU: it runs beside the live part and the report waits for it).
+BACKFILL_GAS_SERIES_S = 600.0
 GATEWAY_CATCH_UP_S = 60.0  # after the last message: how long the gateway may take to process the rest
 
 
@@ -269,7 +272,8 @@ def start_backfill(opts: DemoOptions, settings: Settings) -> tuple[subprocess.Po
     }
     end = datetime.fromtimestamp(start + duration, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     cmd = [sys.executable, "-m", "gateway", "backfill", "--days", f"{duration / 86400:g}", "--end", end,
-           "--sites", str(opts.backfill_sites), "--scenario", "month", "--seed", str(opts.seed)]  # fmt: skip
+           "--sites", str(opts.backfill_sites), "--scenario", "month", "--seed", str(opts.seed),
+           "--gas-series", str(BACKFILL_GAS_SERIES_S)]  # fmt: skip
     log = (opts.out / "backfill.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
