@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from alerts.types import AlertEvent, AlertEventKind
@@ -136,11 +136,15 @@ class AlertState:
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form for `AlertBook.snapshot()`."""
-        d = asdict(self)
+        """JSON-safe form for `AlertBook.snapshot()`; field by field, not `dataclasses.asdict`,
+        which deep-copies and took over 2 s for 20,000 open alerts (issue 15 point 5)."""
+        d = {name: getattr(self, name) for name in _STATE_FIELDS}
+        d["subject"] = {name: getattr(self.subject, name) for name in _SUBJECT_FIELDS}
         d["rule"] = str(self.rule)
         d["severity"] = str(self.severity)
         d["direction"] = str(self.direction)
+        if self.members is not None:
+            d["members"] = dict(self.members)
         return d
 
     @staticmethod
@@ -152,3 +156,7 @@ class AlertState:
         data["severity"] = Severity(d["severity"])
         data["direction"] = Direction(d["direction"])
         return AlertState(**data)
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(AlertState))
+_SUBJECT_FIELDS = tuple(f.name for f in fields(AlertSubject))

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ CHECKPOINT_MAX_DUTY = 0.05
 
 class Checkpoint:
     """`alerts.json`, bound to its store, written atomically (fsync + rename, mode 0600) at most
-    once every `min_interval_s` (longer when a write is slow); `save(force=True)` at shutdown."""
+    once every `min_interval_s` (longer when a write is slow). With `background=True` the file
+    is written by a worker thread, one write at a time, so the gateway's loop only pays for the
+    snapshot; `save(force=True)` (shutdown) waits for it and writes in the caller."""
 
     def __init__(
         self,
@@ -52,6 +55,8 @@ class Checkpoint:
         self.writes = 0
         self.loaded: dict[str, Any] | None = None  # what `read()` returned
         self._next_s = float("-inf")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     def read(self) -> dict[str, Any] | None:
         """The saved snapshot if it belongs to this store; None (with a log line) otherwise."""
@@ -77,24 +82,58 @@ class Checkpoint:
         assert isinstance(data, dict)
         return data
 
-    def save(self, snapshot: Callable[[], dict[str, Any]], *, force: bool = False) -> bool:
-        """Write the snapshot unless the last write was too recent; True if written."""
+    def save(self, snapshot: Callable[[], dict[str, Any]], *, force: bool = False, background: bool = False) -> bool:
+        """Write the snapshot unless the last write was too recent or is still running; True if
+        a write was made (or handed to the worker)."""
         start = self.clock()
-        if not force and start < self._next_s:
+        if not force and (start < self._next_s or not self._settled()):
             return False
-        data = {**snapshot(), "store": self.store_id}
+        self.wait()  # force: the write in flight finishes first (order kept)
+        raw = orjson.dumps({**snapshot(), "store": self.store_id})
+        self.writes += 1
+        if background:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="alert-checkpoint")
+            self._pending = self._pool.submit(self._write, raw, start)
+        else:
+            self._write(raw, start)
+        return True
+
+    def wait(self) -> None:
+        """Until the write in flight (if any) has finished."""
+        if self._pending is not None:
+            self._pending.exception()
+            self._settled()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._settled()
+            self._pool = None
+
+    def _settled(self) -> bool:
+        """No write in flight; a failed background write is logged (the checkpoint is a cache)."""
+        done = self._pending
+        if done is None:
+            return True
+        if not done.done():
+            return False
+        self._pending = None
+        if done.exception() is not None:
+            log.error("alert checkpoint %s not written: %s", self.path, done.exception())
+        return True
+
+    def _write(self, raw: bytes, start: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(data))
+            f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
         took = self.clock() - start
         self._next_s = start + max(self.min_interval_s, took / CHECKPOINT_MAX_DUTY)
-        self.writes += 1
-        return True
 
 
 def load_alerts(

@@ -318,10 +318,11 @@ class Runtime:
     # -- persistence ------------------------------------------------------------------------------
     def checkpoint(self, *, force: bool = True) -> None:
         """Save the alert book's cache (gateway/checkpoint.py: fsync + rename, at most once a
-        second unless forced); the store's alert log stays the truth."""
+        second, written by a worker thread; forced at shutdown, in the caller); the store's
+        alert log stays the truth."""
         if self.ckpt is None:
             self.ckpt = Checkpoint(self.settings.state_path / ALERT_CHECKPOINT, self.settings.store_identity)
-        if self.ckpt.save(self._snapshot, force=force):
+        if self.ckpt.save(self._snapshot, force=force, background=not force):
             self._dirty = False
 
     def _snapshot(self) -> dict[str, Any]:
@@ -330,6 +331,8 @@ class Runtime:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.checkpoint()
+        if self.ckpt is not None:
+            self.ckpt.close()
         self.store.close()
 
 

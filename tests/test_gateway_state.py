@@ -101,6 +101,7 @@ def test_runtime_writes_the_checkpoint_at_most_once_a_second(tmp_path: Path) -> 
     for i in range(20):  # a change every 0.1 s for 2 s
         rt.health_on_batch(_sorted(cid, T0 + i, 2500.0 if i % 2 else 0.0), 1e9 + i / 10)
         rt.tick_alerts(1e9 + i / 10)
+        ck.wait()  # the worker thread's write (the loop does not wait for it)
         clock[0] += 0.1
     assert 2 <= ck.writes <= 3, ck.writes
     rt.close()  # the last state is always written at shutdown
@@ -305,3 +306,20 @@ def test_state_dir_with_another_stores_spooled_batches_refuses_to_start(tmp_path
     claim_state_dir(empty, "sqlite /b.sqlite")  # nothing waiting: the directory changes hands
     assert (empty / "store").read_text() == "sqlite /b.sqlite\n"
     assert os.stat(empty / "store").st_mode & 0o777 == 0o600
+
+
+def test_background_checkpoint_write_keeps_order_and_logs_failures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ck = Checkpoint(tmp_path / "alerts.json", "s", min_interval_s=0.0)
+    for i in range(20):
+        ck.save(lambda i=i: {"version": 1, "n": i}, background=True)  # type: ignore[misc]
+    ck.save(lambda: {"version": 1, "n": "last"}, force=True)  # shutdown: after the one in flight
+    ck.close()
+    assert b'"n":"last"' in (tmp_path / "alerts.json").read_bytes()
+    (tmp_path / "file").write_text("not a directory")
+    bad = Checkpoint(tmp_path / "file" / "alerts.json", "s", min_interval_s=0.0)
+    assert bad.save(lambda: {"version": 1}, background=True)  # the loop is not disturbed
+    with caplog.at_level(logging.ERROR):
+        bad.close()
+    assert "not written" in caplog.text
