@@ -140,11 +140,10 @@ class AlertState:
         which deep-copies and took over 2 s for 20,000 open alerts (issue 15 point 5)."""
         d = {name: getattr(self, name) for name in _STATE_FIELDS}
         d["subject"] = {name: getattr(self.subject, name) for name in _SUBJECT_FIELDS}
+        d["members"] = None if self.members is None else list(self.members)
         d["rule"] = str(self.rule)
         d["severity"] = str(self.severity)
         d["direction"] = str(self.direction)
-        if self.members is not None:
-            d["members"] = dict(self.members)
         return d
 
     @staticmethod
@@ -155,6 +154,8 @@ class AlertState:
         data["rule"] = RuleKind(d["rule"])
         data["severity"] = Severity(d["severity"])
         data["direction"] = Direction(d["direction"])
+        if d.get("members") is not None:
+            data["members"] = dict.fromkeys(d["members"])
         return AlertState(**data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("engine", "write", "latency", "report", "board", "decode", "restart")
+BENCHES = ("engine", "write", "latency", "report", "board", "decode", "restart", "storm", "cardinality")
 
 
 def main() -> int:

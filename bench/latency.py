@@ -114,6 +114,7 @@ class Probe:
         self.sent: dict[str, float] = {}
         self.got: dict[str, float] = {}
         self.others = 0
+        self.other_events: list[dict[str, Any]] = []  # every event that is not a probe's `raised`
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{time.time_ns()}")
@@ -134,6 +135,7 @@ class Probe:
                 self.got.setdefault(ev["device"], now)
             else:
                 self.others += 1
+                self.other_events.append(ev)
 
     def _prime(self, tag: str) -> str:
         """A new probe device reading 0.2 %vol: below the limit, one probe period before its crossing."""

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PUBLISH_WINDOW = 32
 PUBACK_WAIT_S = 30.0
 DRAIN_S = 10.0  # on shutdown, how long to wait for the lanes to empty
+MAX_ATTEMPTS = 5  # a message paho refuses (not a lost connection) is tried this often, 1 s apart
 
 
 class Publishes(Protocol):
@@ -44,6 +45,7 @@ class Outgoing:
     topic: str
     payload: bytes
     retain: bool
+    attempts: int = 0
 
 
 class AlertPublisher:
@@ -110,12 +112,16 @@ class AlertPublisher:
             except TimeoutError:  # paho still holds it and resends after a reconnect
                 self.counts["puback_timeouts"] += 1
                 log.warning("no PUBACK for %s within %.0f s; the MQTT client will resend it", msg.topic, PUBACK_WAIT_S)
-            except ConnectionError as exc:  # refused before it reached paho's queue: try again
-                self.counts["retries"] += 1
-                log.warning("%s; retrying", exc)
-                lane.appendleft(msg)
-                self._ready.set()
-                await asyncio.sleep(1.0)
+            except ConnectionError as exc:  # refused before it reached paho's queue: try again, a few times
+                if msg.attempts + 1 >= MAX_ATTEMPTS:
+                    self.counts["refused"] += 1
+                    log.error("%s; given up after %d attempts (the event is stored)", exc, MAX_ATTEMPTS)
+                else:
+                    self.counts["retries"] += 1
+                    log.warning("%s; retrying", exc)
+                    lane.appendleft(replace(msg, attempts=msg.attempts + 1))
+                    self._ready.set()
+                    await asyncio.sleep(1.0)
             finally:
                 self._busy -= 1
                 if self.idle():
