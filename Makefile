@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test check fmt services bench conformance clean help
+.PHONY: demo test check fmt services bench bench-storm conformance clean help
 
 help:
 	@echo "make demo   - install into .venv and run the whole system on embedded defaults"
 	@echo "make test   - install, start real services, run ruff + mypy + every test"
 	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+	@echo "make bench-storm - only the alert-storm and memory-per-channel benchmarks (issue 15)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,9 @@ conformance: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench
+
+bench-storm: $(STAMP) services
+	$(BIN)/python -m bench storm cardinality
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

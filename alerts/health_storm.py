@@ -53,6 +53,7 @@ class OfflineGroups:
         self.book = book
         self.storm_devices, self.storm_window_s = storm_devices, storm_window_s
         self._recent: dict[str, deque[float]] = {}  # per site: times of individual offline raises
+        self._subjects: dict[str, AlertSubject] = {}  # per site: its group alert's subject (made once)
 
     def fold_now(self, site: str, n: int, now_s: float) -> bool:
         """Should `n` devices of `site` going offline now join the site's group alert? (Counts them
@@ -75,7 +76,11 @@ class OfflineGroups:
         )
 
     def is_member(self, site: str, zone: str, device: str) -> bool:
-        return member_id(zone, device) in self.book.group_members(group_subject(site), OFFLINE)
+        subject = self._subjects.get(site)
+        if subject is None:
+            subject = self._subjects[site] = group_subject(site)
+        members = self.book.group_members(subject, OFFLINE)
+        return bool(members) and member_id(zone, device) in members
 
     def back(self, site: str, zone: str, device: str, t_s: float, now_s: float) -> list[AlertEvent]:
         """A member reports again: it leaves the group; the last one out clears the alert."""

@@ -25,7 +25,7 @@ from pydantic_settings import (
 from alerts.health_policy import INTERVAL_MAX_S, INTERVAL_MIN_S, STORM_DEVICES, STORM_WINDOW_S, HealthPolicy
 from alerts.policy import DEFAULT_ESCALATE_AFTER_S, AlertPolicy
 from alerts.sinks.config import ConsoleConfig, SinksConfig, http_url_problem
-from gateway.inventory import DEFAULT_MAX_CHANNELS_PER_SITE, DEFAULT_MAX_SITES
+from gateway.inventory import DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CHANNELS_PER_SITE, DEFAULT_MAX_SITES
 from rules.errors import ConfigError
 from rules.types import Severity
 
@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     # Bounded resources (gateway/inventory.py): channels per site and sites learned unconfigured.
     max_channels_per_site: int = Field(default=DEFAULT_MAX_CHANNELS_PER_SITE, ge=1)
     max_sites: int = Field(default=DEFAULT_MAX_SITES, ge=1)
+    max_channels: int = Field(default=DEFAULT_MAX_CHANNELS, ge=1)
     batch_max_wait_s: float = Field(default=0.005, ge=0)  # bounds alert latency (docs/benchmarks.md)
     retention_days: int = Field(default=400, ge=366)
     # Alert sinks besides MQTT (console, webhook, e-mail), routed per site and severity.

@@ -8,7 +8,8 @@ Python). A site's channels are therefore bounded:
   readings only from those devices;
 - otherwise channels are learned as they appear, up to `max_channels` of the site
   (`[sites.NAME] max_channels`) or `OSH_MAX_CHANNELS_PER_SITE` (default 10,000);
-- at most `OSH_MAX_SITES` (default 100) sites are learned that are not configured.
+- at most `OSH_MAX_SITES` (default 100) sites are learned that are not configured;
+- at most `OSH_MAX_CHANNELS` (default 100,000) channels in all.
 
 A reading of a channel beyond the inventory is refused whole with a dead letter saying why
 (counted per site); the gateway raises one `malfunction` alert per site about it (rule
@@ -37,6 +38,9 @@ if TYPE_CHECKING:  # gateway/config.py imports this module's defaults
 DEFAULT_MAX_CHANNELS_PER_SITE = 10_000
 #: Default number of sites learned without configuration (configured sites are always served).
 DEFAULT_MAX_SITES = 100
+#: Default channels of the whole gateway: about 650 MiB resident (bench.cardinality); split sites
+#: between gateways (OSH_SERVE_SITES) beyond it.
+DEFAULT_MAX_CHANNELS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,7 @@ def inventory_for(settings: Settings, registry: ChannelRegistry) -> ChannelInven
         )
         for name, cfg in settings.sites.items()
     }
-    return ChannelInventory(registry, sites, settings.max_channels_per_site, settings.max_sites)
+    return ChannelInventory(registry, sites, settings.max_channels_per_site, settings.max_sites, settings.max_channels)
 
 
 class ChannelInventory:
@@ -68,8 +72,10 @@ class ChannelInventory:
         sites: Mapping[str, SiteInventory],
         max_channels_per_site: int = DEFAULT_MAX_CHANNELS_PER_SITE,
         max_sites: int = DEFAULT_MAX_SITES,
+        max_channels: int = DEFAULT_MAX_CHANNELS,
     ) -> None:
         self.registry = registry
+        self.max_channels = max_channels
         self.sites = dict(sites)
         self.max_channels_per_site, self.max_sites = max_channels_per_site, max_sites
         self.channels: Counter[str] = Counter()  # channels known per site
@@ -123,6 +129,11 @@ class ChannelInventory:
             return (
                 f"device {device!r} is not in the inventory of site {site_name!r} "
                 f"([sites.{site_name}] devices); add it there if it is a real sensor"
+            )
+        if self.channels.total() >= self.max_channels:
+            return (
+                f"the gateway already has {self.max_channels:,} channels (OSH_MAX_CHANNELS); {what} of site "
+                f"{site_name!r} refused: split the sites between gateways (OSH_SERVE_SITES) or raise the limit"
             )
         cap = self.cap_of(site_name)
         if self.channels[site_name] >= cap:

@@ -58,3 +58,11 @@ def test_one_capacity_alert_per_site_counting_refusals_then_cleared() -> None:
     assert book.open_alert(capacity_subject("kop-1"), RuleKind.CAPACITY).value == 500  # type: ignore[union-attr]
     [cleared] = cap.check(T0 + 1 + CAPACITY_CLEAR_S)
     assert cleared.event == "cleared"
+
+
+def test_the_whole_gateway_has_a_channel_limit_too() -> None:
+    inv = ChannelInventory(ChannelRegistry(), {}, max_channels_per_site=10, max_channels=4)
+    for i in range(4):
+        inv.id_for(key(f"site-{i}", "d"))
+    with pytest.raises(PayloadError, match=r"the gateway already has 4 channels \(OSH_MAX_CHANNELS\)"):
+        inv.id_for(key("site-9", "d"))
