@@ -83,23 +83,45 @@ def default_state_dir(settings: Settings) -> Path:
 #: readings: only the gateway's own user may read it.
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+#: What oshmon keeps in a state directory (gateway, checkpoint, spool, board). Only these are
+#: tightened: `OSH_STATE_DIR=.` must never chmod someone's own files.
+STATE_ENTRIES = frozenset(
+    {"alerts.json", "alerts.tmp", "pseudonym.key", "store", "store.tmp", "spool"}
+    | {"board-users.json", "board-session.key"}
+)
 
 
 def private_state_dir(path: Path) -> Path:
-    """Create `path` (0700), or tighten an existing one and every file in it (0600 / dirs 0700).
-
-    Files created later inherit the protection of the directory even where the umask is lax."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    """Create `path` 0700, or make an existing one private: its oshmon files 0600 (the spool 0700
+    with its files 0600), and the folder itself 0700 when it holds nothing but oshmon's files.
+    A folder with other content (OSH_STATE_DIR pointing at a shared place) is left as it is, with
+    a warning when others can read it."""
+    if not path.exists():
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
+        os.chmod(path, PRIVATE_DIR_MODE)  # mkdir's mode is masked by the umask
+        return path
     try:
-        for root, _dirs, files in os.walk(path, followlinks=False):
-            os.chmod(root, PRIVATE_DIR_MODE)
-            for name in files:
-                file = Path(root) / name
-                if not file.is_symlink():  # chmod would change the link's target
-                    os.chmod(file, PRIVATE_FILE_MODE)
+        entries = list(path.iterdir())
+        for entry in entries:
+            if entry.name in STATE_ENTRIES and not entry.is_symlink():
+                _tighten(entry)
+        if all(e.name in STATE_ENTRIES for e in entries):
+            os.chmod(path, PRIVATE_DIR_MODE)
+        elif path.stat().st_mode & 0o077:
+            log.warning("state directory %s holds other files and others can read it: keep oshmon's state apart", path)
     except PermissionError as exc:
         log.warning("cannot make the state directory private (%s): make it readable by this user only", exc)
     return path
+
+
+def _tighten(entry: Path) -> None:
+    if entry.is_dir():
+        os.chmod(entry, PRIVATE_DIR_MODE)
+        for child in entry.iterdir():
+            if child.is_file() and not child.is_symlink():
+                os.chmod(child, PRIVATE_FILE_MODE)
+    else:
+        os.chmod(entry, PRIVATE_FILE_MODE)
 
 
 #: File in the state directory naming the store it belongs to (its identity, one line).

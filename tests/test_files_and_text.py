@@ -165,20 +165,36 @@ def test_state_dir_is_private_and_existing_files_are_tightened(tmp_path: Path) -
     """Issue 15 point 8: state files (with ack names and notes) were world-readable."""
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
-    (state / "alerts.json").write_text("{}")
-    os.chmod(state / "alerts.json", 0o644)
+    for name in ("alerts.json", "pseudonym.key"):
+        (state / name).write_text("{}")
+        os.chmod(state / name, 0o644)
     (state / "spool").mkdir()
     (state / "spool" / "cursor").write_text("0 0")
-    outside = tmp_path / "outside.txt"
-    outside.write_text("x")
-    os.chmod(outside, 0o644)
-    (state / "link").symlink_to(outside)
     private_state_dir(state)
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert stat.S_IMODE((state / "spool").stat().st_mode) == 0o700
-    assert stat.S_IMODE((state / "alerts.json").stat().st_mode) == 0o600
-    assert stat.S_IMODE((state / "spool" / "cursor").stat().st_mode) == 0o600
+    for f in ("alerts.json", "pseudonym.key", "spool/cursor"):
+        assert stat.S_IMODE((state / f).stat().st_mode) == 0o600, f
+
+
+def test_a_shared_state_dir_keeps_other_files_as_they_are(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`OSH_STATE_DIR=.` must not chmod someone's own files (or /tmp itself)."""
+    shared = tmp_path / "project"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    (shared / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(shared / "run.sh", 0o755)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    os.chmod(outside, 0o644)
+    (shared / "alerts.json").symlink_to(outside)
+    (shared / "pseudonym.key").write_text("k")
+    os.chmod(shared / "pseudonym.key", 0o644)
+    private_state_dir(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755 and "others can read it" in caplog.text
+    assert stat.S_IMODE((shared / "run.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644, "a link's target is not touched"
+    assert stat.S_IMODE((shared / "pseudonym.key").stat().st_mode) == 0o600
 
 
 def test_a_new_state_dir_and_pseudonym_key_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
