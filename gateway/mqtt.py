@@ -1,7 +1,9 @@
 """The MQTT edge: the one module that talks to paho-mqtt (tech-notes §2).
 
 paho runs its network loop in its own thread and reconnects by itself with capped backoff.
-Inbound messages are handed to asyncio through an unbounded queue; with `manual_ack=True` the
+Inbound messages are handed to asyncio through an unbounded `Inbox`: paho's thread appends to a
+deque and wakes the event loop once per burst (one `call_soon_threadsafe` when the inbox goes
+from empty to non-empty, not one per message); the loop takes whatever is waiting at once. With `manual_ack=True` the
 PUBACK is sent only when the gateway calls `ack()` after the reading is durable (SPEC §6). The
 broker's in-flight window is then the flow control: it stops sending when too much is unacked.
 Acks are tied to the connection they arrived on: after a reconnect the broker redelivers what
@@ -24,6 +26,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -67,6 +70,82 @@ class InboundMessage:
     oversize_bytes: int = 0  # > 0: the payload was over the SPEC limit; `payload` holds only its head
 
 
+class Inbox:
+    """Unbounded hand-off from paho's thread to the event loop, woken once per burst.
+
+    `put_threadsafe` (any thread) appends; it wakes the loop (`call_soon_threadsafe`) only when
+    a reader is blocked in `wait` on an empty inbox, so while the gateway is busy with a batch,
+    arrivals cost a deque append and no loop wake-up at all. The loop side reads like an
+    `asyncio.Queue` (`get`, `get_nowait`, `qsize`, `empty`) or takes what is waiting at once
+    (`take`). Order is arrival order; nothing is ever dropped."""
+
+    def __init__(self) -> None:
+        self._items: deque[InboundMessage] = deque()
+        self._lock = threading.Lock()
+        self._waiting = False  # a reader sleeps in wait(): the next arrival must wake the loop
+        self._ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.wakeups = 0  # loop wake-ups from other threads so far (asyncio thread)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def put_threadsafe(self, msg: InboundMessage) -> None:
+        with self._lock:
+            self._items.append(msg)
+            if not self._waiting:
+                return
+            self._waiting = False
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def put_nowait(self, msg: InboundMessage) -> None:
+        """From the event loop's own thread (tests, re-queueing)."""
+        with self._lock:
+            self._items.append(msg)
+            self._waiting = False
+        self._ready.set()
+
+    def _wake(self) -> None:
+        self.wakeups += 1
+        self._ready.set()
+
+    async def wait(self) -> None:
+        """Until at least one message is waiting."""
+        while True:
+            with self._lock:
+                if self._items:
+                    return
+                self._waiting = True
+                self._ready.clear()
+            await self._ready.wait()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def get_nowait(self) -> InboundMessage:
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise asyncio.QueueEmpty from None
+
+    async def get(self) -> InboundMessage:
+        while True:
+            await self.wait()
+            with contextlib.suppress(IndexError):  # another reader may have taken it first
+                return self._items.popleft()
+
+    def take(self, limit: int) -> list[InboundMessage]:
+        """Up to `limit` waiting messages, oldest first (empty when none waits)."""
+        items = self._items
+        n = min(limit, len(items))
+        return [items.popleft() for _ in range(n)]
+
+
 class MqttEdge:
     """One MQTT connection. `async with MqttEdge(...) as edge:` then read `edge.messages`."""
 
@@ -86,7 +165,7 @@ class MqttEdge:
         self._target = target
         self._subscriptions = subscriptions or []
         self._connect_timeout_s = connect_timeout_s
-        self.messages: asyncio.Queue[InboundMessage] = asyncio.Queue()  # unbounded: never drop
+        self.messages = Inbox()  # unbounded: never drop
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -124,6 +203,7 @@ class MqttEdge:
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> MqttEdge:
         self._loop = asyncio.get_running_loop()
+        self.messages.bind(self._loop)
         self._client.connect_async(self._target.host, self._target.port, keepalive=30)
         self._client.loop_start()
         try:
@@ -173,7 +253,7 @@ class MqttEdge:
             msg = InboundMessage(m.topic, head, m.qos, bool(m.retain), m.mid, self._generation, time.time(), size)
         else:
             msg = InboundMessage(m.topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, self._generation, time.time())
-        self._call(self.messages.put_nowait, msg)
+        self.messages.put_threadsafe(msg)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: ReasonCode, _p: Any) -> None:
         self._call(self._release)

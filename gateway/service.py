@@ -2,8 +2,11 @@
 
 One `asyncio.TaskGroup` of named tasks. Data flows one way per batch:
 decode → store readings (durable) → PUBACK → engine → alert lifecycle → store events →
-publish events and retained alarm states → sinks. SIGTERM stops intake, finishes the batch in
-hand, flushes and exits 0; anything not acknowledged yet is redelivered by the broker.
+publish events and retained alarm states → sinks. Intake is a two-stage pipeline: the `decode`
+task decodes batch N+1 while the `commit` task writes batch N (in a worker thread) and runs the
+rest; one decoded batch waits between them at most, and batches are committed in the order they
+arrived, so per-channel order holds and nothing is acknowledged before it is durable. SIGTERM
+stops intake, flushes and exits 0; anything not acknowledged yet is redelivered by the broker.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # wall-clock housekeeping: shift closing, escalation, silent sensors
 STORE_TOPIC = "(store)"  # dead letters for records the store refused name this instead of an MQTT topic
+#: Decoded batches waiting for the commit stage: batch N+1 is decoded while batch N is written.
+PIPELINE_DEPTH = 1
 
 
 @dataclass(slots=True)
@@ -42,6 +47,19 @@ class Counters:
     alert_events: int = 0
     exposures: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """One intake batch between the decode and the commit stage (nothing acknowledged yet)."""
+
+    msgs: list[InboundMessage]
+    sorted_: Sorted
+    own: list[InboundMessage]
+    now: float
+    intake: list[AlertEvent]
+    oldest: float  # arrival time of its oldest message
+    started: float  # perf_counter when its decoding began
 
 
 class GatewayService:
@@ -69,7 +87,7 @@ class GatewayService:
         self._dead_log = DeadLetterLog(log)
         self.publisher = AlertPublisher(edge)
         self.intake = IntakeWatch(rt.alerts, rt.health, s.mqtt_client_id)
-        self._oldest_in_hand: float | None = None  # arrival time of the oldest message being processed
+        self._in_hand: list[float] = []  # arrival time of the oldest message of each batch in hand
         self.watch = OwnTopics(s.topic_prefix, s.mqtt_client_id, rt.alerts)  # its alarm/alert topics
 
     def stop(self) -> None:
@@ -77,64 +95,89 @@ class GatewayService:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            ingest = tg.create_task(self._ingest_loop(), name="ingest")
+            handoff: asyncio.Queue[_Decoded] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
+            ingest = tg.create_task(self._decode_loop(handoff), name="decode")
+            commit = tg.create_task(self._commit_loop(handoff), name="commit")
             ticker = tg.create_task(self._tick_loop(), name="tick")
             sinks = tg.create_task(self.rt.run_sinks(self._stopping), name="sinks")
             tg.create_task(self.publisher.run(self._stopping), name="alert-publisher")
             await self._stopping.wait()
             ingest.cancel()
+            commit.cancel()
             ticker.cancel()
         del sinks
         await asyncio.to_thread(self.rt.close)
 
-    # -- intake -----------------------------------------------------------------------------------
+    # -- intake: two stages, decode (N+1) overlapping store + ack + alerts (N) -------------------
     async def _collect(self) -> list[InboundMessage]:
+        """Everything waiting (up to `batch_max_messages`); when that is less, wait up to
+        `batch_max_wait_s` for more. A backlog therefore makes big batches, a trickle small ones."""
         q = self.edge.messages
-        first = await q.get()
-        batch = [first]
         s = self.rt.settings
-        deadline = asyncio.get_running_loop().time() + s.batch_max_wait_s
+        await q.wait()
+        batch = q.take(s.batch_max_messages)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.batch_max_wait_s
         while len(batch) < s.batch_max_messages:
-            try:
-                batch.append(q.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            left = deadline - asyncio.get_running_loop().time()
+            left = deadline - loop.time()
             if left <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(q.get(), left))
+                await asyncio.wait_for(q.wait(), left)
             except TimeoutError:
                 break
+            batch += q.take(s.batch_max_messages - len(batch))
         return batch
 
-    async def _ingest_loop(self) -> None:
+    async def _decode_loop(self, handoff: asyncio.Queue[_Decoded]) -> None:
         while True:
             msgs = await self._collect()
+            await handoff.put(self._decode(msgs))  # bounded: waits while the commit stage is busy
+
+    async def _commit_loop(self, handoff: asyncio.Queue[_Decoded]) -> None:
+        while True:
+            batch = await handoff.get()
             try:
-                await self.process(msgs)
+                await self._commit(batch)
             except OshError as exc:
                 # Store unreachable and spool failing: do not ack; the broker redelivers.
-                log.error("batch of %d messages not processed: %s", len(msgs), exc)
+                log.error("batch of %d messages not processed: %s", len(batch.msgs), exc)
                 await asyncio.sleep(1.0)
+            finally:
+                self._in_hand.remove(batch.oldest)
 
     async def process(self, msgs: list[InboundMessage]) -> None:
-        now = self.clock()
-        oldest = min(m.received_s for m in msgs)
-        intake = self.intake.observe(IntakeSample(now, now - oldest, self.edge.messages.qsize()))
-        self._oldest_in_hand = oldest
+        """One batch through both stages (no overlap)."""
+        batch = self._decode(msgs)
         try:
-            with self.metrics.batch_seconds.time():
-                await self._process(msgs, now, intake)
+            await self._commit(batch)
         finally:
-            self._oldest_in_hand = None
+            self._in_hand.remove(batch.oldest)
 
-    async def _process(self, msgs: list[InboundMessage], now: float, intake: list[AlertEvent]) -> None:
-        rt = self.rt
+    @property
+    def _oldest_in_hand(self) -> float | None:
+        """Arrival time of the oldest message being decoded, waiting or being committed."""
+        return min(self._in_hand) if self._in_hand else None
+
+    def _decode(self, msgs: list[InboundMessage]) -> _Decoded:
+        now = self.clock()
+        started = time.perf_counter()
+        oldest = min(m.received_s for m in msgs)
+        self._in_hand.append(oldest)
+        intake = self.intake.observe(IntakeSample(now, now - oldest, self.edge.messages.qsize()))
         own = [m for m in msgs if self.watch.is_own_topic(m.topic)]
         inbound = [m for m in msgs if not self.watch.is_own_topic(m.topic)] if own else msgs
-        sorted_ = sort_messages(inbound, rt.inventory, self.limits, now, self._channels)
+        sorted_ = sort_messages(inbound, self.rt.inventory, self.limits, now, self._channels)
+        return _Decoded(msgs, sorted_, own, now, intake, oldest, started)
+
+    async def _commit(self, batch: _Decoded) -> None:
+        try:
+            await self._commit_batch(batch)
+        finally:  # decode to commit of one batch (overlapping batches overlap here too)
+            self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
+
+    async def _commit_batch(self, batch: _Decoded) -> None:
+        rt, sorted_, now, msgs = self.rt, batch.sorted_, batch.now, batch.msgs
         if len(sorted_.readings):
             with self.metrics.store_write_seconds.time():
                 refused = await asyncio.to_thread(rt.write_readings, sorted_.readings)
@@ -144,7 +187,7 @@ class GatewayService:
         for m in msgs:  # durable (or dead-lettered): now the broker may forget them
             self.edge.ack(m)
         self._count(sorted_)
-        events = intake + rt.health_on_batch(sorted_, now)
+        events = batch.intake + rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
             events += rt.judge(rt.engine.ingest(sorted_.readings), now)
         for topic, ack, m in sorted_.acks:
@@ -155,8 +198,8 @@ class GatewayService:
                 await self._publish_dead([DeadLetter(m.topic, err, m.payload, m.received_s)])
             elif ev is not None:
                 events.append(ev)
-        if own:
-            events += await self._watch_own(own, now)
+        if batch.own:
+            events += await self._watch_own(batch.own, now)
         await self._emit(events)
 
     async def _watch_own(self, own: list[InboundMessage], now: float) -> list[AlertEvent]:
