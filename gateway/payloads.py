@@ -6,6 +6,7 @@ canonical units. It never raises anything but `PayloadError`, whatever the bytes
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -133,7 +134,7 @@ def decode_readings(
         if "readings" in obj:
             if not _NOT_WITH_READINGS.isdisjoint(obj):
                 raise _mixed_shape(obj)
-            decoded = _decode_multi(topic, MultiReading.model_validate(obj))
+            decoded = fast_multi(topic, obj) or _decode_multi(topic, MultiReading.model_validate(obj))
         elif "values" in obj:
             if not _NOT_WITH_VALUES.isdisjoint(obj):
                 raise _mixed_shape(obj)
@@ -141,7 +142,7 @@ def decode_readings(
         elif "value" in obj:
             if not _NOT_WITH_VALUE.isdisjoint(obj):
                 raise _mixed_shape(obj)
-            decoded = _decode_single(topic, SingleReading.model_validate(obj))
+            decoded = fast_single(topic, obj) or _decode_single(topic, SingleReading.model_validate(obj))
         else:
             raise PayloadError(
                 "payload has none of 'value', 'readings' or 'values': see SPEC §2.1 for the three shapes"
@@ -161,22 +162,96 @@ def _key(topic: Topic, hazard: str, worker: str | None) -> ChannelKey:
 
 
 def _decode_single(topic: Topic, m: SingleReading) -> DecodedReadings:
-    key = _key(topic, m.hazard, m.worker)
-    point = (key, parse_time(m.t), canonical_value(key.hazard, m.unit, m.value))
-    return DecodedReadings([point], [], m.seq)
+    return _single(topic, m.hazard, m.value, m.unit, m.t, m.worker, m.seq)
+
+
+def _single(
+    topic: Topic, hazard: str, value: float, unit: str, t: float | str, worker: str | None, seq: int | None
+) -> DecodedReadings:
+    key = _key(topic, hazard, worker)
+    point = (key, parse_time(t), canonical_value(key.hazard, unit, value))
+    return DecodedReadings([point], [], seq)
 
 
 def _decode_multi(topic: Topic, m: MultiReading) -> DecodedReadings:
-    t = parse_time(m.t)
+    return _multi(topic, m.t, [(r.hazard, r.value, r.unit) for r in m.readings], m.worker, m.seq)
+
+
+def _multi(
+    topic: Topic, t_raw: float | str, readings: list[tuple[str, float, str]], worker: str | None, seq: int | None
+) -> DecodedReadings:
+    t = parse_time(t_raw)
     points: list[tuple[ChannelKey, float, float]] = []
     seen: set[str] = set()
-    for r in m.readings:
-        if r.hazard in seen:
-            raise PayloadError(f"readings: hazard {r.hazard!r} appears twice at one instant")
-        seen.add(r.hazard)
-        key = _key(topic, r.hazard, m.worker)
-        points.append((key, t, canonical_value(key.hazard, r.unit, r.value)))
-    return DecodedReadings(points, [], m.seq)
+    for hazard, value, unit in readings:
+        if hazard in seen:
+            raise PayloadError(f"readings: hazard {hazard!r} appears twice at one instant")
+        seen.add(hazard)
+        key = _key(topic, hazard, worker)
+        points.append((key, t, canonical_value(key.hazard, unit, value)))
+    return DecodedReadings(points, [], seq)
+
+
+# -- fast exact path for the common shapes (issue 12) ----------------------------------------------
+# One reading per message is the common case, and a pydantic model per message was a large part of
+# the gateway's cost. These functions accept exactly what the models accept *for sure* (known keys,
+# exact JSON types, ids and seq in range) and decode it the same way; anything else, including
+# every error, returns None and takes the pydantic path, so accepted values and error texts are
+# the models' own (tests/test_payload_fastpath.py compares both paths).
+_SINGLE_KEYS = frozenset({"t", "hazard", "value", "unit", "worker", "seq"})
+_MULTI_KEYS = frozenset({"t", "readings", "worker", "seq"})
+_ONE_KEYS = frozenset({"hazard", "value", "unit"})
+_ID_BODY = re.compile(_ID[1:-1])  # fullmatch: Python's `$` would also accept a trailing newline
+_SEQ_MAX = 2**63 - 1
+
+
+def _number(x: object) -> bool:
+    return type(x) is float or type(x) is int  # not bool (a subclass of int)
+
+
+def _surely_ok_common(obj: dict[str, Any], keys: frozenset[str]) -> bool:
+    if not keys.issuperset(obj):
+        return False
+    t = obj.get("t")
+    if not (_number(t) or type(t) is str):
+        return False
+    worker = obj.get("worker")
+    if worker is not None and not (type(worker) is str and _ID_BODY.fullmatch(worker)):
+        return False
+    seq = obj.get("seq")
+    return seq is None or (type(seq) is int and 0 <= seq <= _SEQ_MAX)
+
+
+def _float(x: float) -> float:
+    return float(x)  # pydantic's StrictFloat hands ints over as floats
+
+
+def _time(t: float | str) -> float | str:
+    return t if type(t) is str else float(t)
+
+
+def fast_single(topic: Topic, obj: dict[str, Any]) -> DecodedReadings | None:
+    """Shape 1 without a model object, or None when in any doubt (then pydantic decides)."""
+    hazard, value, unit = obj.get("hazard"), obj.get("value", ""), obj.get("unit")
+    if not (type(hazard) is str and type(unit) is str and _number(value) and _surely_ok_common(obj, _SINGLE_KEYS)):
+        return None
+    return _single(topic, hazard, _float(value), unit, _time(obj["t"]), obj.get("worker"), obj.get("seq"))
+
+
+def fast_multi(topic: Topic, obj: dict[str, Any]) -> DecodedReadings | None:
+    """Shape 2 (several hazards at one instant) without model objects, or None when in any doubt."""
+    rows = obj.get("readings")
+    if type(rows) is not list or not 1 <= len(rows) <= 64 or not _surely_ok_common(obj, _MULTI_KEYS):
+        return None
+    readings: list[tuple[str, float, str]] = []
+    for r in rows:
+        if type(r) is not dict or r.keys() != _ONE_KEYS:
+            return None
+        hazard, value, unit = r["hazard"], r["value"], r["unit"]
+        if not (type(hazard) is str and type(unit) is str and _number(value)):
+            return None
+        readings.append((hazard, _float(value), unit))
+    return _multi(topic, _time(obj["t"]), readings, obj.get("worker"), obj.get("seq"))
 
 
 def _decode_series(topic: Topic, m: SeriesReading) -> DecodedReadings:
