@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None  # keyed hash for worker ids in reports (default: a random key in state_dir)
     # Limit of quantification of each hazard's instruments (canonical unit), for EN 689 in reports.
     report_loq: dict[str, float] = Field(default_factory=dict)
-    profile: str = "eu"
+    profile: str = "eu-mine"  # judges methane and oxygen out of the box (EU limits + US federal CH4/O2/CO2)
     profile_dirs: list[Path] = Field(default_factory=list)
     sites: dict[str, SiteSettings] = Field(default_factory=dict)
     max_age_s: float = Field(default=7 * 86400.0, gt=0)

@@ -105,6 +105,8 @@ def demo_settings(opts: DemoOptions) -> Settings:
         profile=DEMO_PROFILE,
         log_level="WARNING",
         sinks=SinksConfig(),  # the demo prints what arrives over MQTT itself
+        # /metrics and /healthz on a free port: a gateway or another demo may hold 9108
+        http_listen="127.0.0.1:0",
     )
 
 

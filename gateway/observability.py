@@ -177,7 +177,7 @@ def build_app(metrics: GatewayMetrics, probe: HealthProbe, refresh: Callable[[],
 def parse_listen(listen: str, setting: str = "OSH_HTTP_LISTEN") -> tuple[str, int]:
     """`host:port` (IPv6 as `[::1]:9108`) from OSH_HTTP_LISTEN or OSH_BOARD_LISTEN."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise ConfigError(f"{setting}={listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9108")
     return host.strip("[]") or "127.0.0.1", int(port)
 

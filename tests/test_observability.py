@@ -49,6 +49,7 @@ def wait_status(url: str, status: int, timeout: float) -> float:
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:9108") == ("127.0.0.1", 9108)
     assert parse_listen("[::1]:9108") == ("::1", 9108)
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)  # any free port (the demo)
     for bad in ("9108", "host:", "h:99999", "h:x"):
         with pytest.raises(ConfigError, match="OSH_HTTP_LISTEN"):
             parse_listen(bad)
