@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing="$missing influxdb"
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || missing="$missing victoria-metrics"
+# mosquitto_sub: the broker's own delivery ceiling in the drain benchmark (bench/drain.py)
+command -v mosquitto_sub >/dev/null 2>&1 || missing="$missing mosquitto-clients"
 command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"  # reads printed reports back
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
