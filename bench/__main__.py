@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("engine", "write", "latency", "report", "board", "decode", "restart", "storm", "cardinality")
+BENCHES = ("engine", "write", "latency", "report", "board", "decode", "restart", "storm", "cardinality", "drain")
 
 
 def main() -> int:
