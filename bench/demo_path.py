@@ -111,9 +111,9 @@ no rules: this is the MQTT path alone). Best of {rounds} rounds; CPU per 10,000 
 
 Before issue 9 `oshmon demo` published ~1,750 messages/s through amqtt on its own loop: at 5.5 CPU s
 per 10,000 messages that loop needed a whole core for MQTT alone, before the gateway's own work, so
-it fell behind and crashed. Now it publishes ~480 messages/s (3 sites, 15 s gas interval, 2-minute
-dust and noise series, 150× speed), about a third of what amqtt carries in its own process and a
-seventh of mosquitto, leaving CPU for the gateway, the sensors and the backfill on 2 cores.
+it fell behind and crashed. Now it publishes ~375 messages/s (3 sites, 20 s gas interval, 2-minute
+dust and noise series, 150× speed), about a quarter of what amqtt carries in its own process and a
+ninth of mosquitto, leaving CPU for the gateway, the sensors and the backfill on 2 cores.
 Chosen: mosquitto when installed, else amqtt in its own process (gateway/demo_broker.py).
 {END}"""
 

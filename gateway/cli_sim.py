@@ -30,9 +30,11 @@ ScenarioOpt = Annotated[str, typer.Option("--scenario", help=f"One of: {', '.joi
 SeedOpt = Annotated[int, typer.Option(help="Random seed (same seed, same readings).")]
 
 
-def mine_spec(sites: int, devices: int, workers: int) -> MineSpec:
+def mine_spec(sites: int, devices: int, workers: int, noise_sample_s: float = 10.0) -> MineSpec:
     try:
-        return MineSpec(sites=sites, devices_per_hazard=devices, workers_per_site=workers)
+        return MineSpec(
+            sites=sites, devices_per_hazard=devices, workers_per_site=workers, noise_sample_s=noise_sample_s
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -109,12 +111,13 @@ def backfill_cmd(
     gas_series: Annotated[
         float | None, typer.Option(help="Gas loggers send a series per hazard every this many seconds.", min=1)
     ] = None,
+    noise_sample: Annotated[float, typer.Option(help="Seconds of one noise LAeq value (at most 60).")] = 10.0,
     config: ConfigOpt = None,
 ) -> None:
     """Fill the configured store with simulated history, straight through the rules (no broker)."""
     settings = load_settings(config)
     t_end = parse_cli_time(end, "--end") if end else time.time()
-    spec, scen = mine_spec(sites, devices, workers), pick_scenario(scenario_name)
+    spec, scen = mine_spec(sites, devices, workers, noise_sample), pick_scenario(scenario_name)
     counts = run_backfill(settings, spec, scen, t_end - days * 86400.0, days * 86400.0, interval, seed, gas_series)
     where = settings.sqlite_path if settings.store == "sqlite" else settings.influx_url
     typer.echo(

@@ -1,13 +1,14 @@
 """What `oshmon demo` checks at the end: does what happened add up?
 
 - every scripted incident that had time to develop raised its alert (over MQTT, live);
-- no sensor-health (`malfunction`) alert for a device the scenario did not silence, and none
-  for the gateway itself (its intake never fell behind);
+- no sensor-health (`malfunction`) alert for a device the scenario did not silence;
 - readings stored (counted in the store) = readings published by the simulated sensors;
 - no dead letters.
 
 A demo that does not add up says which check failed and exits 1: a first run that looks fine but
-hides a lost reading or a missed alarm would teach the wrong thing.
+hides a lost reading or a missed alarm would teach the wrong thing. The gateway reporting itself
+behind (gateway/intake.py: the machine was too busy) is shown as a note, not a failure: that
+alert is the system working as it should on an overloaded machine.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class Verdict:
     missed: list[str]
     spurious: list[str]
     problems: list[str]
+    gateway_behind: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +131,7 @@ class Verdict:
             "expected": self.expected,
             "missed": self.missed,
             "spurious_malfunctions": self.spurious,
+            "gateway_behind": self.gateway_behind,
             "problems": self.problems,
         }
 
@@ -140,15 +143,17 @@ def check(live: LiveRecord, expected: Sequence[Expectation], quiet_ok: set[tuple
         f"{e.get('site')}/{e.get('zone')}/{e.get('device')} {e.get('rule')}: {e.get('message')}"
         for e in raised
         if e.get("severity") == "malfunction"
-        and (e.get("rule") in SENSOR_HEALTH_RULES or e.get("hazard") == "gateway")
+        and e.get("rule") in SENSOR_HEALTH_RULES
+        and e.get("hazard") != "gateway"
         and (e.get("site"), e.get("device")) not in quiet_ok
     ]
+    behind = [str(e.get("message")) for e in raised if e.get("hazard") == "gateway"]
     problems = [f"no alert for: {m}" for m in missed] + [f"unexpected malfunction: {s}" for s in spurious]
     if live.readings_stored != live.readings_published:
         problems.append(f"readings stored {live.readings_stored:,} != published {live.readings_published:,}")
     if live.dead_letters:
         problems.append(f"{live.dead_letters} dead letter(s)")
-    return Verdict([x.label for x in expected], missed, spurious, problems)
+    return Verdict([x.label for x in expected], missed, spurious, problems, behind)
 
 
 def write_summary(path: Path, live: LiveRecord, verdict: Verdict, extra: dict[str, Any]) -> None:

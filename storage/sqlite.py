@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,20 @@ class SqliteStore:
         return deleted
 
     # -- reads --------------------------------------------------------------------------------
+
+    def count(self, q: HistoryQuery) -> int:
+        """How many rows `query(q)` would return, counted in SQLite (no rows are built)."""
+        sql, params = _select(replace(q, limit=None))
+        sql = sql[: sql.index(" ORDER BY ")]
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        try:
+            db.execute("PRAGMA query_only = 1")
+            n = int(db.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
+        except sqlite3.Error as e:
+            raise StoreError(f"SQLite store {self.path}: count failed: {e}") from e
+        finally:
+            db.close()
+        return n if q.limit is None else min(n, q.limit)
 
     def query(self, q: HistoryQuery) -> Iterator[dict[str, Any]]:
         """Rows of `COLUMNS[q.kind]`, in time order (ties by tag set), streamed."""

@@ -45,6 +45,23 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.parametrize(
+    "q",
+    [
+        HistoryQuery(RecordKind.READINGS),
+        HistoryQuery(RecordKind.READINGS, t_from_s=T0 + 3, t_to_s=T0 + 7),
+        HistoryQuery(RecordKind.READINGS, device=KEYS[1].device, limit=5),
+        HistoryQuery(RecordKind.ALERTS),
+    ],
+)
+def test_count_is_the_number_of_rows_query_returns(tmp_path: Path, q: HistoryQuery) -> None:
+    store = SqliteStore(tmp_path / "osh.db")
+    store.write_readings(KEYS, grid(10))
+    store.write_alert_events([alert()])
+    assert store.count(q) == len(list(store.query(q))) > 0
+    store.close()
+
+
 def test_other_process_reads_while_this_one_writes(tmp_path: Path) -> None:
     path = tmp_path / "osh.db"
     store = SqliteStore(path)
