@@ -17,7 +17,7 @@ import typer
 from gateway import cli_text
 from gateway import cli_values as cv
 from gateway.cli_opts import ConfigOpt
-from gateway.config import load_settings
+from gateway.config import Settings, SiteSettings, load_settings
 from gateway.runtime import open_configured_store, profile_book, pseudonym_key
 from gateway.timeparse import parse_cli_time, parse_month
 from reports.history import PIPE_WIDTH, render
@@ -101,6 +101,11 @@ def limits(
         sys.stdout.write(cli_text.limit_blocks(name, rows, cli_text.width()))
 
 
+def shift_hours_of(settings: Settings) -> dict[str, float]:
+    """Configured shift length per site ("" for sites without their own settings)."""
+    return {"": SiteSettings().shift_hours, **{name: s.shift_hours for name, s in settings.sites.items()}}
+
+
 report_app = typer.Typer(help="Reports for social-dialogue committees.", no_args_is_help=True)
 export_app = typer.Typer(help="Evidence bundles for labour inspectors.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check the tamper-evident alert log.", no_args_is_help=True)
@@ -140,6 +145,7 @@ def report_monthly(
             now_s=time.time(),
             loq=settings.report_loq,
             force=force,
+            shift_hours=shift_hours_of(settings),
         )
     except NoReportData as exc:  # a misspelt site or an empty store: no reassuring empty report
         typer.echo(f"oshmon: error: {exc}", err=True)

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rules.types import Severity
+from rules.types import RuleKind, Severity
 
 #: Severities ordered for "highest reached"; malfunction is its own track (rank 3).
 _RANK = {s.value: s.rank for s in Severity}
 #: Severities that call for an acknowledgement in the headline (limit exceeded or worse).
 URGENT = frozenset({Severity.ALARM.value, Severity.CRITICAL.value})
+#: Alerts about the configuration, not about a device: "this hazard is measured without a limit"
+#: (`malfunction` severity, subject zone "profile"). The report shows them with the hazards not
+#: judged, never as a sensor failure.
+CONFIGURATION_RULES = frozenset({RuleKind.NOT_JUDGED.value})
 
 
 def parse_t(text: str) -> float:
@@ -138,6 +142,15 @@ def _ack_figures(lives: list[AlertLife]) -> dict[str, Any]:
         "ack_median_s": statistics.median(times) if times else None,
         "ack_worst_s": max(times) if times else None,
     }
+
+
+def not_judged_alerts(lives: Iterable[AlertLife]) -> dict[str, dict[str, Any]]:
+    """hazard → the first configuration alert of the month that says it is measured without a limit."""
+    out: dict[str, dict[str, Any]] = {}
+    for a in sorted(lives, key=lambda a: (a.since_s, a.alert_id)):
+        if a.rule in CONFIGURATION_RULES:
+            out.setdefault(a.hazard, a.as_dict())
+    return out
 
 
 def alert_summary(lives: list[AlertLife]) -> dict[str, Any]:

@@ -76,14 +76,24 @@ def _seg_decisions(lang: Lang, hz: Mapping[str, Any]) -> list[Item]:
     return items
 
 
-def _not_judged(lang: Lang, hazards: Sequence[Mapping[str, Any]]) -> list[Item]:
-    """One item per profile: the hazards measured on the site that it sets no limit at all for
-    (a hazard watched reading by reading, like methane, is judged, only not per shift)."""
+def unjudged(hazards: Sequence[Mapping[str, Any]], alerts: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """profile → the hazards measured on the site that it sets no limit at all for: from the shift
+    records (a hazard watched reading by reading, like methane, is judged, only not per shift)
+    and from the gateway's `not_judged` configuration alerts (`alerts`: hazard → alert)."""
     by_profile: dict[str, list[str]] = {}
     for hz in hazards:
         if not hz["judged"] and not hz.get("instant_levels"):
             for profile in hz["profiles"] or ["–"]:
                 by_profile.setdefault(profile, []).append(hz["hazard"])
+    named = {h for hs in by_profile.values() for h in hs}
+    for hazard, a in sorted(alerts.items()):
+        if hazard not in named:
+            by_profile.setdefault(a.get("profile") or "–", []).append(hazard)
+    return by_profile
+
+
+def _not_judged(lang: Lang, by_profile: Mapping[str, Sequence[str]]) -> list[Item]:
+    """One item per profile: the hazards it leaves unjudged (`unjudged`)."""
     items = []
     for profile, hazard_keys in sorted(by_profile.items()):
         text = lang.ngettext(
@@ -93,7 +103,7 @@ def _not_judged(lang: Lang, hazards: Sequence[Mapping[str, Any]]) -> list[Item]:
             "Decide which limits apply.",
             len(hazard_keys),
         ) % {"hazards": ", ".join(lang.gettext(name(HAZARD, h)) for h in hazard_keys), "profile": profile}
-        items.append(_item("not_judged", text, profile=profile, hazards=hazard_keys))
+        items.append(_item("not_judged", text, profile=profile, hazards=list(hazard_keys)))
     return items
 
 
@@ -145,7 +155,7 @@ def _quality_decisions(lang: Lang, alerts: Mapping[str, Any], quality: Mapping[s
 
 def decisions(
     lang: Lang, hazards: Sequence[Mapping[str, Any]], alerts: Mapping[str, Any], quality: Mapping[str, Any],
-    *, has_data: bool,
+    *, has_data: bool, not_judged: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Item]:  # fmt: skip
     """The decision items of a site; "no data" when the month has no shift records and no alerts."""
     items = []
@@ -155,7 +165,7 @@ def decisions(
             "whether anything needs a decision; check that the monitors and the gateway were running."
         )
         items.append(_item("no_data", text))
-    items += _not_judged(lang, hazards)
+    items += _not_judged(lang, unjudged(hazards, {}) if not_judged is None else not_judged)
     items += [i for hz in hazards for i in _seg_decisions(lang, hz)]
     items += _quality_decisions(lang, alerts, quality)
     if not items:

@@ -163,7 +163,7 @@ def en689_exclusion(t: ShiftTable) -> npt.NDArray[np.object_]:
     cov = np.nan_to_num(t.coverage)
     why = np.full(len(t), "", dtype=object)
     why[cov < EN689_MIN_COVERAGE] = "short_coverage"
-    why[~np.isfinite(t.twa8)] = "no_result"
+    why[~np.isfinite(t.average)] = "no_result"
     why[t.faulty] = "sensor_faulty"
     return why
 
@@ -178,9 +178,10 @@ def _excluded(g: ShiftTable, why: npt.NDArray[np.object_]) -> list[dict[str, Any
 
 
 def seg_rows(t: ShiftTable, seg: SegSpec, loq: float | None = None) -> list[dict[str, Any]]:
-    """EN 689 per SEG; the OELV is the lowest `twa8` limit in force, `loq` the hazard's LOQ.
+    """EN 689 per SEG; the OELV is the lowest long-term limit in force, `loq` the hazard's LOQ.
 
-    A shift's result is its twa8 / coverage (the mean over the measured time) and it enters the
+    A shift's result is its average / coverage (twa8 or, under a shift-average limit, the shift
+    average; either way scaled to the measured time) and it enters the
     test only with coverage >= EN689_MIN_COVERAGE; the others are counted and listed by reason.
     """
     rows: list[dict[str, Any]] = []
@@ -191,7 +192,7 @@ def seg_rows(t: ShiftTable, seg: SegSpec, loq: float | None = None) -> list[dict
         why = en689_exclusion(g)
         ok = why == ""
         oelv = float(g.oelv[np.isfinite(g.oelv)].min())
-        results = g.twa8[ok] / g.coverage[ok]
+        results = g.average[ok] / g.coverage[ok]
         result = assess(results.tolist(), oelv, loq)
         excluded = _excluded(g, why)
         rows.append({

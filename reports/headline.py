@@ -186,8 +186,13 @@ def _zones(lang: Lang, zones: Sequence[Mapping[str, Any]], key: str) -> str:
     return "; ".join(f"{z['zone']}: {lang.int(z[key])}" for z in zones if z[key])
 
 
-def serious(lang: Lang, listed: Sequence[Mapping[str, Any]], exceeded: Sequence[Mapping[str, Any]]) -> list[Item]:
-    """Headline sentences: how many critical/escalated alerts (listed below), limits reached by zone."""
+def serious(
+    lang: Lang, listed: Sequence[Mapping[str, Any]], exceeded: Sequence[Mapping[str, Any]], unjudged: Sequence[str] = ()
+) -> list[Item]:
+    """Headline sentences: how many critical/escalated alerts (listed below), limits reached by zone.
+
+    `unjudged`: hazards measured without any limit; they can raise no alert, so "no critical
+    alerts" says so instead of sounding like "all safe"."""
     _ = lang.gettext
     critical = sum(1 for a in listed if a["severity"] == "critical")
     escalated = sum(1 for a in listed if a["escalations"])
@@ -197,6 +202,13 @@ def serious(lang: Lang, listed: Sequence[Mapping[str, Any]], exceeded: Sequence[
         text = _("Critical alerts: %(critical)s; escalated alerts: %(escalated)s. Each one is listed below.")
     text %= {"critical": lang.int(critical), "escalated": lang.int(escalated)}
     items = [_item("serious_alerts", text, critical=critical, escalated=escalated)]
+    if unjudged:
+        text = lang.ngettext(
+            "%(hazards)s is measured without a limit, so it could raise no alert: see “Needs a decision”.",
+            "%(hazards)s are measured without a limit, so they could raise no alert: see “Needs a decision”.",
+            len(unjudged),
+        ) % {"hazards": ", ".join(_(name(HAZARD, h)) for h in unjudged)}
+        items.append(_item("not_judged", text, hazards=list(unjudged)))
     for e in exceeded:
         hazard = _(name(HAZARD, e["hazard"]))
         if e["stel"]:

@@ -77,19 +77,20 @@ def _write_table(rows: Iterable[Mapping[str, Any]], kind: RecordKind, out: TextI
     """Blocks of `TABLE_BLOCK` rows; the columns that fit `width` are chosen on the first block."""
     cols = ht.COLUMNS[kind]
     console = Console(file=out, highlight=False, width=width or 100_000, soft_wrap=width is None)
-    n, shown, widths = 0, list[int](), [len(c.header) for c in cols]
+    n, shown, widths, skip = 0, list[int](), [len(c.header) for c in cols], frozenset[int]()
     for block in _blocks(rows):
         cells = [[c.cell(row) for c in cols] for row in block]
         widths = [max(w, *(len(r[i]) for r in cells)) for i, w in enumerate(widths)]
         if n == 0:
-            shown = ht.fit(cols, widths, width)
+            skip = ht.empty_optional(cols, cells)
+            shown = ht.fit(cols, widths, width, skip)
         console.print(ht.table(cols, cells, shown, widths, header=n == 0))
         n += len(block)
     if n == 0:
         console.print(f"no {kind} match")
-    elif width is not None and len(shown) < len(cols):
-        hidden = ", ".join(cols[i].header for i in range(len(cols)) if i not in shown)
-        console.print(f"({len(cols) - len(shown)} more columns with --wide: {hidden})", style="dim")
+    elif width is not None and len(shown) + len(skip) < len(cols):
+        hidden = [cols[i].header for i in range(len(cols)) if i not in shown and i not in skip]
+        console.print(f"({len(hidden)} more columns with --wide: {', '.join(hidden)})", style="dim")
     return n
 
 

@@ -32,6 +32,7 @@ class Col:
     cell: Callable[[Row], str]
     priority: int = 0  # 0: always shown; higher numbers are dropped first on a narrow terminal
     numeric: bool = False
+    optional: bool = False  # left out when no row of the first block has a value in it
 
 
 def num(v: Any, digits: int = 4) -> str:
@@ -67,17 +68,30 @@ def _with_unit(name: str) -> Callable[[Row], str]:
     return cell
 
 
-def _limit(r: Row) -> float | None:
+#: Limit keys of a record in order of preference, with the figure each one compares: a shift-average
+#: limit (30 CFR 70.100) compares the stored `shift_avg`, never the 8-h `twa8` (docs/reports.md).
+_JUDGED = (("limit_shift_avg", "shift_avg"), ("limit_twa8", "twa8"), ("limit_lex8h", "twa8"))
+
+
+def _judged(r: Row) -> tuple[str, float] | None:
+    """(figure, limit) a record is judged on: ("shift_avg", 1.5), ("twa8", 20.0) … or None."""
     limits = r.get("limits") or {}
-    for key in ("limit_twa8", "limit_lex8h"):
-        if key in limits:
-            return float(limits[key])
-    return None
+    return next(((figure, float(limits[key])) for key, figure in _JUDGED if key in limits), None)
+
+
+def _limit_cell(r: Row) -> str:
+    judged = _judged(r)
+    if judged is None:
+        return "none"
+    return f"{num(judged[1])} shift avg" if judged[0] == "shift_avg" else num(judged[1])
 
 
 def _of_limit(r: Row) -> str:
-    limit, value = _limit(r), r.get("twa8")
-    return "" if limit is None or value is None or limit == 0 else f"{100.0 * value / limit:.0f}"
+    judged = _judged(r)
+    if judged is None:
+        return ""
+    value = r.get(judged[0])
+    return "" if value is None or judged[1] == 0 else f"{100.0 * value / judged[1]:.0f}"
 
 
 def _exposure_unit(r: Row) -> str:
@@ -103,7 +117,8 @@ COLUMNS: dict[RecordKind, tuple[Col, ...]] = {
         Col("worker", _field("worker"), 4),
         Col("hazard", _field("hazard")),
         Col("8-h avg", lambda r: num(r.get("twa8")), numeric=True),
-        Col("limit", lambda r: num(_limit(r)) if _limit(r) is not None else "none", numeric=True),
+        Col("shift avg", lambda r: num(r.get("shift_avg")), 1, numeric=True, optional=True),
+        Col("limit", _limit_cell, numeric=True),
         Col("unit", _exposure_unit),
         Col("% of limit", _of_limit, 1, numeric=True),
         Col("peak", lambda r: num(r.get("peak")), 3, numeric=True),
@@ -132,14 +147,21 @@ COLUMNS: dict[RecordKind, tuple[Col, ...]] = {
 }
 
 
-def fit(cols: Sequence[Col], widths: Sequence[int], width: int | None) -> list[int]:
+def empty_optional(cols: Sequence[Col], cells: Sequence[Sequence[str]]) -> frozenset[int]:
+    """Indexes of the optional columns with no value in any of `cells`' rows."""
+    return frozenset(i for i, c in enumerate(cols) if c.optional and not any(row[i] for row in cells))
+
+
+def fit(cols: Sequence[Col], widths: Sequence[int], width: int | None, skip: frozenset[int] = frozenset()) -> list[int]:
     """Indexes of the columns to show: every priority-0 column, then the others by priority
-    (ties in display order) until the next one does not fit `width` (None: all of them)."""
+    (ties in display order) until the next one does not fit `width` (None: all of them);
+    never those in `skip` (empty optional columns)."""
     if width is None:
-        return list(range(len(cols)))
+        return [i for i in range(len(cols)) if i not in skip]
     chosen = {i for i, c in enumerate(cols) if c.priority == 0}
     used = sum(widths[i] for i in chosen) + GAP * (len(chosen) - 1)
-    for i in sorted((i for i in range(len(cols)) if i not in chosen), key=lambda i: (cols[i].priority, i)):
+    rest = (i for i in range(len(cols)) if i not in chosen and i not in skip)
+    for i in sorted(rest, key=lambda i: (cols[i].priority, i)):
         if used + GAP + widths[i] > width:
             break  # no smaller, less important column in its place: the same view for every block
         chosen.add(i)

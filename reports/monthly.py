@@ -22,9 +22,9 @@ import orjson
 
 from alerts.types import rfc3339
 from reports import headline
-from reports.alert_stats import AlertLife, alert_summary, lifecycles
+from reports.alert_stats import AlertLife, alert_summary, lifecycles, not_judged_alerts
 from reports.charts import alerts_svg, distribution_svg, trend_svg
-from reports.decisions import decisions
+from reports.decisions import decisions, unjudged
 from reports.exposure_stats import AUXILIARY_HAZARDS, EN689_MIN_COVERAGE, SegSpec, groups, hazard_summary
 from reports.files import prepare_out_dir, write_bytes, write_text
 from reports.i18n import Lang
@@ -102,6 +102,10 @@ def site_summary(
     cur = st.take(st.month == months[-1])
     cur_lives = [a for a in site_lives if month_of(a.since_s) == months[-1]]
     hazards = _hazards(cur, seg, loq, profile_rows)
+    config_alerts = not_judged_alerts(cur_lives)  # shown with the hazards not judged, not as device faults
+    for hz in hazards:
+        hz["not_judged_alert"] = config_alerts.get(hz["hazard"])
+    not_judged = unjudged(hazards, config_alerts)
     alerts = alert_summary(cur_lives)
     devices = device_rows(cur, set(zip(st.zone, st.device, strict=True)), cur_lives, open_at_s)
     channels = channel_rows(cur, st.take(st.month != months[-1]))
@@ -116,9 +120,10 @@ def site_summary(
         "headline": {
             "comparison": compared,
             **headline.changes(lang, hazards, prev, alerts, compared["comparable"]),
-            "serious": headline.serious(lang, listed, exceeded),
-            "decisions": decisions(lang, hazards, alerts, quality, has_data=has_data),
+            "serious": headline.serious(lang, listed, exceeded, [h for hs in not_judged.values() for h in hs]),
+            "decisions": decisions(lang, hazards, alerts, quality, has_data=has_data, not_judged=not_judged),
         },
+        "not_judged": {"by_profile": not_judged, "alerts": list(config_alerts.values())},
         "serious_alerts": listed, "exceedances": exceeded, "hazards": hazards,
         "auxiliary_shifts": int(np.count_nonzero(np.isin(cur.hazard, list(AUXILIARY_HAZARDS)))),
         "alerts": alerts, "quality": quality, "channels": channels, "devices": devices,
@@ -140,12 +145,12 @@ def _charts(sites: Sequence[Mapping[str, Any]], lang: Lang) -> dict[str, str]:
 
 def _load(
     store: Store, month: str, site: str | None, months: Sequence[str], key: bytes | None,
-    profile_rows: Sequence[Mapping[str, str]],
+    profile_rows: Sequence[Mapping[str, str]], shift_hours: Mapping[str, float],
 ) -> tuple[ShiftTable, list[AlertLife]]:  # fmt: skip
     first, _ = month_bounds(months[0])
     _, end = month_bounds(month)
     q = HistoryQuery(RecordKind.EXPOSURES, site=site, t_from_s=first - QUERY_MARGIN_S, t_to_s=end + QUERY_MARGIN_S)
-    table = parse_exposures(store.query(q), set(months), key, profile_tiers(profile_rows))
+    table = parse_exposures(store.query(q), set(months), key, profile_tiers(profile_rows), shift_hours)
     q = HistoryQuery(RecordKind.ALERTS, site=site, t_from_s=first, t_to_s=end + ACK_LOOKAHEAD_S)
     lives = lifecycles(store.query(q))
     if key is not None:
@@ -168,6 +173,7 @@ def build_monthly(
     trend_months: int = DEFAULT_TREND_MONTHS,
     loq: Mapping[str, float] | None = None,
     force: bool = False,
+    shift_hours: Mapping[str, float] | None = None,
 ) -> Path:
     """Write report.html, summary.json and the CSV tables for `month` ("YYYY-MM") into `out_dir`.
 
@@ -177,6 +183,8 @@ def build_monthly(
     keyed pseudonyms (HMAC-SHA256 with `pseudonym_key`) unless `pseudonymise=False`; `seg` sets
     the similar-exposure groups (default site + zone + hazard); the trend covers `trend_months`
     months ending with `month`. `out_dir` must be new or empty unless `force` (reports/files.py).
+    `shift_hours` ({site: hours}, "" for any other site) is the configured shift length: a record
+    under a shift-average limit that lacks its stored `shift_avg` is judged on twa8 × 8 h / it.
     Returns the path of report.html.
     """
     out_dir = prepare_out_dir(out_dir, force=force, what="a monthly report")
@@ -186,7 +194,8 @@ def build_monthly(
     seg = seg or SegSpec()
     months = previous_months(month, max(2, trend_months))
     profile_rows = list(limits_profile_rows or [])
-    table, lives = _load(store, month, site, months, pseudonym_key if pseudonymise else None, profile_rows)
+    key = pseudonym_key if pseudonymise else None
+    table, lives = _load(store, month, site, months, key, profile_rows, shift_hours or {})
     if not len(table) and not lives:
         raise NoReportData(_nothing_stored(store, month, site, months))
     names = sorted(set(table.site.tolist()) | {a.site for a in lives} | ({site} if site else set()))
@@ -231,6 +240,7 @@ def _summary(
         "min_valid_coverage": MIN_VALID_COVERAGE, "en689_min_coverage": EN689_MIN_COVERAGE,
         "trend_months": list(months),
         "limits_profile": profile_rows,
+        "shift_average_limits": any(h["metric"] == "shift_avg" for st in sites for h in st["hazards"]),
         "limits_profile_columns": list(dict.fromkeys(k for r in profile_rows for k in r)),
         "sites": sites,
     })  # fmt: skip

@@ -12,16 +12,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reports.shifts import METRIC_ALIASES, Tiers
+from rules.results import Averaging
 
 #: Profile rule → shift metric it limits (point-in-time rules like `level` have none).
 RULE_METRIC = {"twa": "twa8", "stel": "stel15", "lex8h": "lex8h", "dose": "dose"}
 #: Severities that are action levels; alarm and critical tiers are limits.
 ACTION_SEVERITIES = frozenset({"warning"})
+#: `averaging` of a `twa` row that divides by the shift's length (`rules.results.Averaging.SHIFT`).
+SHIFT_AVERAGING = Averaging.SHIFT.value
 
 
 def _tier_of(row: Mapping[str, str]) -> tuple[str, str, float] | None:
     """(tier, metric, threshold) of one profile row, or None when it limits no shift metric."""
     metric = RULE_METRIC.get(row.get("rule", ""))
+    if metric == "twa8" and row.get("averaging") == SHIFT_AVERAGING:
+        metric = "shift_avg"  # Σ C·t / shift length (30 CFR 70.100), not / 8 h
     if metric is None or metric not in METRIC_ALIASES.values() or row.get("direction", "above") != "above":
         return None
     try:

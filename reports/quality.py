@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from reports.alert_stats import AlertLife
+from reports.alert_stats import CONFIGURATION_RULES, AlertLife
 from reports.exposure_stats import AUXILIARY_HAZARDS, groups
 from reports.shifts import ShiftTable
 
@@ -71,7 +71,8 @@ def device_rows(
     """One row per (zone, device) of the site: completeness, faulty shifts, malfunctions, calibration.
 
     `lives`: the site's alerts of the month; a calibration_due alert not cleared by `open_at_s`
-    (end of the month or now, whichever is earlier) marks the device as overdue.
+    (end of the month or now, whichever is earlier) marks the device as overdue. Configuration
+    alerts (`not_judged`) are about the limit profile, not a device: they are left out here.
     """
     site_shifts = len(set(month.shift))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -88,7 +89,7 @@ def device_rows(
         }
     for zone, device in earlier_devices:
         rows.setdefault((zone, device), _empty(zone, device))
-    for a in lives:
+    for a in (a for a in lives if a.rule not in CONFIGURATION_RULES):
         row = rows.setdefault((a.zone, a.device), _empty(a.zone, a.device, completeness=None))
         if a.severity == "malfunction":
             row["malfunctions"][a.rule] = row["malfunctions"].get(a.rule, 0) + 1

@@ -3,7 +3,9 @@
 Only final records count (a shift still open has no final figure). Each row is judged on one
 *primary metric* against the limits carried in its own `limits` dict (the profile in force
 when the shift was computed): `twa8` for chemical agents and dust, and for noise `lex8h`
-(EU, ISO 9612) or `dose_pct` (MSHA/OSHA) when the profile has such a limit.
+(EU, ISO 9612) or `dose_pct` (MSHA/OSHA) when the profile has such a limit. A `twa` limit that is
+a shift average (`limit_shift_avg`, 30 CFR 70.100) judges `shift_avg` = ∫C dt / shift length:
+the record's stored `shift_avg`, else twa8 × 8 h / the site's configured shift length.
 """
 
 from __future__ import annotations
@@ -32,15 +34,21 @@ MIN_VALID_COVERAGE = 2.0 / 8.0
 #: Limit-key metric names (after the tier prefix) → canonical metric.
 METRIC_ALIASES: dict[str, str] = {
     "twa8": "twa8", "twa": "twa8", "stel15": "stel15", "stel15_max": "stel15", "stel": "stel15",
-    "lex8h": "lex8h", "lex": "lex8h", "dose": "dose", "dose_pct": "dose",
+    "lex8h": "lex8h", "lex": "lex8h", "dose": "dose", "dose_pct": "dose", "shift_avg": "shift_avg",
 }  # fmt: skip
 #: Words in a limit key that make it an action level (alert tier), not the limit value.
 ACTION_WORDS = frozenset({"action", "warning"})
 #: Canonical metric → exposure row column holding its value.
-METRIC_COLUMN: dict[str, str] = {"twa8": "twa8", "stel15": "stel15_max", "lex8h": "lex8h", "dose": "dose_pct"}
+METRIC_COLUMN: dict[str, str] = {
+    "twa8": "twa8", "shift_avg": "shift_avg", "stel15": "stel15_max", "lex8h": "lex8h", "dose": "dose_pct",
+}  # fmt: skip
+#: Averages over a shift that a long-term limit (OELV) compares: EN 689 tests these.
+AVERAGE_METRICS = ("shift_avg", "twa8")
+#: Shift length the 8-h TWA divides by (SPEC §3: twa8 = ∫C dt / 8 h).
+TWA_HOURS = 8.0
 #: Metrics in order of preference for a row's primary figure.
 PRIMARY_ORDER_SOUND = ("lex8h", "dose", "twa8")
-PRIMARY_ORDER_OTHER = ("twa8",)
+PRIMARY_ORDER_OTHER = ("shift_avg", "twa8")
 #: Metrics on a decibel scale (shares and histograms work, ratios and lognormal statistics do not).
 DECIBEL_METRICS = frozenset({"lex8h"})
 #: Hazards where EN 689 (inhalation of chemical agents) applies when a `twa8` limit exists.
@@ -77,8 +85,9 @@ class Judged:
     metric: str  # primary metric ("" when the profile has no shift limit for the hazard)
     limit: float  # NaN when none
     action: float  # NaN when none
-    oelv: float  # 8-h limit for EN 689 (NaN when EN 689 does not apply)
+    oelv: float  # long-term limit for EN 689: of `average` (NaN when EN 689 does not apply)
     stel_limit: float
+    average: str = "twa8"  # the shift average the OELV compares: "twa8" or "shift_avg"
 
 
 def judge(hazard: str, limits: Mapping[str, float], defaults: Mapping[tuple[str, str], float] | None = None) -> Judged:
@@ -90,13 +99,15 @@ def judge(hazard: str, limits: Mapping[str, float], defaults: Mapping[tuple[str,
         metric = next((m for m in order if ("action", m) in tiers), "")
     metric = metric or ("twa8" if hazard not in SOUND_LEVEL_HAZARDS else "lex8h")
     nan = math.nan
-    oelv = tiers.get(("limit", "twa8"), nan) if hazard not in EN689_EXCLUDED else nan
+    average = next((m for m in AVERAGE_METRICS if ("limit", m) in tiers), "twa8")
+    oelv = tiers.get(("limit", average), nan) if hazard not in EN689_EXCLUDED else nan
     return Judged(
         metric,
         tiers.get(("limit", metric), nan),
         tiers.get(("action", metric), nan),
         oelv,
         tiers.get(("limit", "stel15"), nan),
+        average,
     )
 
 
@@ -120,7 +131,8 @@ class ShiftTable:
     value: F64  # primary metric value
     limit: F64
     action: F64
-    twa8: F64
+    twa8: F64  # stored 8-h TWA (∫C dt / 8 h)
+    average: F64  # the shift average the OELV compares: twa8, or the shift average (`Judged.average`)
     oelv: F64
     stel: F64
     stel_limit: F64
@@ -140,6 +152,14 @@ def _f(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
+def shift_average(row: Mapping[str, Any], hours: float) -> float:
+    """∫C dt / shift length of a record: its stored `shift_avg`, else twa8 × 8 h / `hours`."""
+    stored = row.get("shift_avg")
+    if stored is not None:
+        return float(stored)
+    return _f(row.get("twa8")) * TWA_HOURS / hours
+
+
 def _limits_of(row: Mapping[str, Any]) -> dict[str, float]:
     raw = row.get("limits") or {}
     return dict(orjson.loads(raw)) if isinstance(raw, str | bytes) else dict(raw)
@@ -148,9 +168,12 @@ def _limits_of(row: Mapping[str, Any]) -> dict[str, float]:
 class _Parser:
     """Caches the per-limits judgement and the per-worker pseudonym across rows."""
 
-    def __init__(self, pseudonym_key: bytes | None, defaults: Mapping[tuple[str, str], Tiers]) -> None:
+    def __init__(
+        self, pseudonym_key: bytes | None, defaults: Mapping[tuple[str, str], Tiers], shift_hours: Mapping[str, float]
+    ) -> None:
         self.key = pseudonym_key
         self.defaults = defaults
+        self.shift_hours = shift_hours
         self.judged: dict[tuple[Any, ...], Judged] = {}
         self.names: dict[str, str] = {}
 
@@ -178,9 +201,15 @@ class _Parser:
 def _compact(p: _Parser, row: Mapping[str, Any]) -> tuple[Any, ...]:
     """What the table needs of one row (the row dict itself is not kept: months are big)."""
     j = p.judge(row)
+    twa8 = _f(row.get("twa8"))
+    avg = twa8
+    if "shift_avg" in (j.metric, j.average):
+        hours = p.shift_hours.get(str(row.get("site") or ""), p.shift_hours.get("", TWA_HOURS))
+        avg = shift_average(row, hours)
+    value = avg if j.metric == "shift_avg" else _f(row.get(METRIC_COLUMN[j.metric]))
     return (
-        j, _f(row.get(METRIC_COLUMN[j.metric])), _f(row.get("twa8")), _f(row.get("stel15_max")),
-        _f(row.get("coverage")), bool(row.get("sensor_faulty")), str(row.get("profile") or ""),
+        j, value, twa8, _f(row.get("stel15_max")), _f(row.get("coverage")), bool(row.get("sensor_faulty")),
+        str(row.get("profile") or ""), avg,
     )  # fmt: skip
 
 
@@ -189,13 +218,16 @@ def parse_exposures(
     months: set[str] | None,
     pseudonym_key: bytes | None,
     defaults: Mapping[tuple[str, str], Tiers] | None = None,
+    shift_hours: Mapping[str, float] | None = None,
 ) -> ShiftTable:
     """Final exposure rows (latest per channel and shift) of the given months → a ShiftTable.
 
     `pseudonym_key=None` keeps worker ids as stored; otherwise they become `pseudonym(id, key)`.
     `defaults` ({(profile, hazard): tiers}, profile "" for any) fill thresholds a record lacks.
+    `shift_hours` ({site: hours}, site "" for any; default 8) is the configured shift length, used
+    for a shift-average limit only when a record does not carry its own `shift_avg`.
     """
-    p = _Parser(pseudonym_key, defaults or {})
+    p = _Parser(pseudonym_key, defaults or {}, shift_hours or {})
     latest: dict[tuple[str, ...], tuple[Any, ...]] = {}
     for row in rows:
         shift = row.get("shift") or ""
@@ -220,6 +252,7 @@ def parse_exposures(
         shift=col(5), month=np.array([k[5][:7] for k in keys], dtype=object),
         metric=np.array([j.metric for j in judged], dtype=object), value=val,
         limit=attr("limit"), action=attr("action"), twa8=np.array([v[2] for v in vals], np.float64),
+        average=np.array([v[7] for v in vals], np.float64),
         oelv=attr("oelv"), stel=np.array([v[3] for v in vals], np.float64), stel_limit=attr("stel_limit"),
         coverage=cov, faulty=faulty,
         valid=~faulty & (np.nan_to_num(cov) >= MIN_VALID_COVERAGE) & np.isfinite(val),

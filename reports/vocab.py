@@ -29,6 +29,7 @@ HAZARD: dict[str, str] = {
 
 METRIC: dict[str, str] = {
     "twa8": N_("8-hour time-weighted average"),
+    "shift_avg": N_("shift average"),
     "lex8h": N_("daily noise exposure level LEX,8h"),
     "dose": N_("noise dose"),
 }

@@ -47,7 +47,7 @@ COLUMNS: dict[RecordKind, tuple[str, ...]] = {
     RecordKind.READINGS: ("t", "site", "zone", "device", "hazard", "worker", "value", "unit"),
     RecordKind.EXPOSURES: (
         "t", "site", "zone", "device", "hazard", "worker", "shift", "twa8", "stel15_max", "peak",
-        "coverage", "max_gap_s", "lex8h", "dose_pct", "profile", "limits", "final", "sensor_faulty",
+        "coverage", "max_gap_s", "lex8h", "dose_pct", "shift_avg", "profile", "limits", "final", "sensor_faulty",
     ),
     RecordKind.ALERTS: (
         "t", "alert_id", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker",

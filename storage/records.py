@@ -133,6 +133,7 @@ def exposure_fields(rec: ExposureRecord) -> dict[str, Any]:
         "max_gap_s": rec.max_gap_s,
         "lex8h": rec.lex8h,
         "dose_pct": rec.dose_pct,
+        "shift_avg": rec.shift_avg,
         "profile": rec.profile,
         "final": rec.final,
         "sensor_faulty": rec.sensor_faulty,
@@ -182,7 +183,7 @@ def exposure_row(t_ms: int, values: Mapping[str, Any], limits: dict[str, float])
     for col in ("site", "zone", "device", "hazard", "shift"):
         row[col] = values.get(col) or ""
     row["worker"] = values.get("worker") or None
-    for col in ("twa8", "stel15_max", "peak", "coverage", "max_gap_s", "lex8h", "dose_pct"):
+    for col in ("twa8", "stel15_max", "peak", "coverage", "max_gap_s", "lex8h", "dose_pct", "shift_avg"):
         row[col] = _float_or_none(values.get(col))
     row["profile"] = values.get("profile") or ""
     row["limits"] = {k: float(v) for k, v in sorted(limits.items())}

@@ -75,9 +75,11 @@ class SqliteStore:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             while version < sch.SCHEMA_VERSION:
                 for stmt in sch.MIGRATIONS[version]:
-                    self._db.execute(stmt)
+                    if (table := sch.added_to(stmt)) == "" or table in tables:
+                        self._db.execute(stmt)
                 version += 1
         except sqlite3.Error:
             self._db.execute("ROLLBACK")

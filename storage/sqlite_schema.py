@@ -9,7 +9,7 @@ Readings keep their tag set in `series` (one row per channel) to stay small and 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _ALERT_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -41,7 +41,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "DROP TABLE alert",
         "ALTER TABLE alert_v3 RENAME TO alert",
     ),
+    # v4: `shift_avg` (∫C dt / shift length) of records whose twa limit is a shift average
+    # (30 CFR 70.100; docs/spec-changes.md); NULL for every other record.
+    3: ("ALTER TABLE exposure ADD COLUMN shift_avg REAL",),
 }
+
+
+def added_to(stmt: str) -> str:
+    """The table an `ALTER TABLE t ADD COLUMN` migration changes ("" for any other statement): a
+    store that lacks the table gets it, column included, from SCHEMA instead."""
+    words = stmt.split()
+    return words[2] if words[:2] == ["ALTER", "TABLE"] and words[3:5] == ["ADD", "COLUMN"] else ""
+
 
 SCHEMA = (
     """
@@ -66,7 +77,7 @@ CREATE TABLE IF NOT EXISTS exposure (
     worker TEXT NOT NULL DEFAULT '', shift TEXT NOT NULL, t_ms INTEGER NOT NULL,
     twa8 REAL, stel15_max REAL, peak REAL, coverage REAL, max_gap_s REAL, lex8h REAL,
     dose_pct REAL, profile TEXT, limits TEXT NOT NULL DEFAULT '{}', final INTEGER,
-    sensor_faulty INTEGER,
+    sensor_faulty INTEGER, shift_avg REAL,
     PRIMARY KEY (site, zone, device, hazard, worker, shift, t_ms)
 );
 CREATE INDEX IF NOT EXISTS exposure_by_time ON exposure (t_ms);
@@ -84,7 +95,7 @@ UPSERT_READING = (
 )
 
 _EXPOSURE_FIELDS = ("twa8", "stel15_max", "peak", "coverage", "max_gap_s", "lex8h", "dose_pct",
-                    "profile", "final", "sensor_faulty")  # fmt: skip
+                    "profile", "final", "sensor_faulty", "shift_avg")  # fmt: skip
 _EXPOSURE_TAGS = ("site", "zone", "device", "hazard", "worker", "shift", "t_ms")
 UPSERT_EXPOSURE = (
     f"INSERT INTO exposure ({', '.join(_EXPOSURE_TAGS + _EXPOSURE_FIELDS)}, limits) "

@@ -84,3 +84,32 @@ def test_numbers_and_dates_follow_the_language() -> None:
     assert ru.date("2026-11-30") == "30 ноября 2026\u202fг."  # CLDR: narrow no-break space
     with pytest.raises(ValueError, match="unknown report language"):
         Lang("de")
+
+
+#: Names that are the same word in a language (not an untranslated leak).
+SAME_WORD = {("sr", "alarm")}
+
+
+@pytest.mark.parametrize("lang", ["en", "sr", "ru"])
+def test_every_rule_hazard_severity_and_direction_code_has_a_translated_name(lang: str) -> None:
+    """A code added to the enums later (as `not_judged`, `twa_projected`, `mixture` were) fails
+    here until vocab.py names it and sr/ru translate it: the report never shows a raw code."""
+    from reports.labels import labels
+    from reports.vocab import DIRECTION, HAZARD, METRIC, RULE, SEVERITY
+    from rules.results import Direction
+    from rules.types import Hazard, RuleKind, Severity
+
+    lng = Lang(lang)
+    shown = labels(lng)
+    for enum, table, part in ((RuleKind, RULE, "rule"), (Hazard, HAZARD, "hazard"), (Severity, SEVERITY, "severity"),
+                              (Direction, DIRECTION, "direction")):  # fmt: skip
+        for member in enum:
+            code = member.value
+            assert code in table, f"reports/vocab.py has no {part} name for {code!r}"
+            text = lng.gettext(table[code])
+            assert text.strip(), f"{lang}: {part} {code!r} has an empty name"
+            assert "_" not in text, f"{lang}: {part} {code!r} is named like a code: {text!r}"
+            if lang != "en":
+                assert text != table[code] or (lang, code) in SAME_WORD, f"{lang}: {part} {code!r} untranslated"
+            assert shown[part][code] == text
+    assert {"twa8", "shift_avg", "lex8h", "dose"} <= set(METRIC)

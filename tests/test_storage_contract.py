@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from alerts.types import AlertEventKind, rfc3339
+from rules.results import Averaging
 from rules.types import ChannelKey, Hazard, ReadingBatch, RuleKind, Severity
 from storage.base import COLUMNS, HistoryQuery, PartialWriteError, RecordKind, Store
 from storage.factory import open_store
@@ -137,12 +138,21 @@ def test_exposures_round_trip_and_final_overwrites_running(store: Store) -> None
         "t": "2026-11-22T06:00:00Z", "site": "kop-1", "zone": "north-adit", "device": "gd-17",
         "hazard": "co", "worker": None, "shift": "2026-11-22/1", "twa8": 12.5, "stel15_max": 40.0,
         "peak": 112.4, "coverage": 0.97, "max_gap_s": 61.0, "lex8h": None, "dose_pct": None,
-        "profile": "eu", "limits": {"limit_stel15": 100.0, "limit_twa8": 20.0}, "final": True,
+        "shift_avg": None, "profile": "eu", "limits": {"limit_stel15": 100.0, "limit_twa8": 20.0}, "final": True,
         "sensor_faulty": False,
     }  # fmt: skip
     assert (noise["worker"], noise["lex8h"], noise["dose_pct"]) == ("w-042", 86.1, 130.0)
     assert rows(store, E, worker="w-042") == [noise]
     assert rows(store, E, t_from_s=T0 + 1) == []
+
+
+def test_a_shift_average_record_keeps_its_shift_average(store: Store) -> None:
+    """A 10-h shift under a shift-average limit (30 CFR 70.100): ∫C dt / 10 h is stored exactly."""
+    dust = ChannelKey("kop-1", "longwall", "pd-1", Hazard.RESPIRABLE_DUST)
+    store.write_exposures([exposure(dust, twa8=1.75, shift_end_s=T0 + 10 * 3600, limits={"limit_shift_avg": 1.5},
+                                    averaging=Averaging.SHIFT, shift_avg=1.4)])  # fmt: skip
+    (got,) = rows(store, E)
+    assert (got["twa8"], got["shift_avg"], got["limits"]) == (1.75, 1.4, {"limit_shift_avg": 1.5})
 
 
 def test_alert_events_round_trip_with_filters(store: Store) -> None:

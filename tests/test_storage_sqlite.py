@@ -161,3 +161,22 @@ def test_schema_is_readable_with_plain_sqlite(tmp_path: Path) -> None:
         got = db.execute("SELECT site, hazard, value FROM readings ORDER BY t_ms, value").fetchall()
     assert got[:2] == [("kop-1", "co", 0.25), ("kop-1", "ch4", 1000.25)]
     assert np.isclose(sum(v for *_, v in got), sum(grid(2).value.tolist()))
+
+
+def test_a_version_3_store_gains_the_shift_average_column_and_keeps_its_exposures(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite"
+    store = SqliteStore(path)
+    store.write_exposures([exposure()])
+    store.close()
+    with sqlite3.connect(path) as db:  # back to the version-3 layout: no shift_avg column
+        db.execute("ALTER TABLE exposure DROP COLUMN shift_avg")
+        db.execute("PRAGMA user_version = 3")
+    store = SqliteStore(path)
+    try:
+        (old,) = store.query(HistoryQuery(RecordKind.EXPOSURES))
+        store.write_exposures([exposure(shift="2026-11-22/2", shift_avg=1.4)])
+        got = list(store.query(HistoryQuery(RecordKind.EXPOSURES)))
+    finally:
+        store.close()
+    assert (old["twa8"], old["shift_avg"]) == (12.5, None)
+    assert [r["shift_avg"] for r in got] == [None, 1.4]
