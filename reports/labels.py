@@ -16,7 +16,7 @@ COLUMN: dict[str, str] = {
     "site": N_("Site"), "zone": N_("Zone"), "zones": N_("Zones"), "device": N_("Device"),
     "hazard": N_("Hazard"), "worker": N_("Worker"), "shift": N_("Shift"), "metric": N_("Figure judged"),
     "value": N_("Value"), "limit": N_("Limit value"), "action": N_("Action level"),
-    "twa8": N_("8-hour average"), "oelv": N_("8-hour limit (OELV)"), "stel15_max": N_("Highest 15-minute average"),
+    "twa8": N_("8-hour average"), "oelv": N_("Long-term limit (OELV)"), "stel15_max": N_("Highest 15-minute average"),
     "stel_limit": N_("15-minute limit"), "coverage": N_("Share of the shift with data"),
     "sensor_faulty": N_("Sensor faulty"), "valid": N_("Counted"), "profile": N_("Limit profile"),
     "shifts": N_("Valid shifts"), "excluded": N_("Excluded shifts"), "excluded_faulty": N_("Excluded: sensor faulty"),
