@@ -320,7 +320,7 @@ def visible_words(page: str, data: dict[str, Any]) -> set[str]:
         for seg in hz["segs"]:
             names |= {e["device"] for e in seg["excluded_shifts"]} | {e["worker"] for e in seg["excluded_shifts"]}
     names |= {d["device"] for d in site["devices"]} | {r.get("source", "") for r in data["limits_profile"]}
-    for a in site["serious_alerts"]:
+    for a in [*site["serious_alerts"], *site.get("not_judged", {}).get("alerts", [])]:
         names |= {a["ack_by"] or "", a["ack_note"] or "", a["device"], a["zone"]}
     for name in sorted(names, key=len, reverse=True):
         if name:

@@ -22,6 +22,7 @@ from rules.records import SegmentTotals, limits_of, make_record
 from rules.results import ExposureRecord
 from rules.types import ChannelKey, Hazard, RuleKind, Severity
 from storage.sqlite import SqliteStore
+from tests.test_reports_committee import english_words, visible_words
 
 MONTH, PROFILE, KEY = "2026-11", "eu", b"committee-key"
 BOOK = ProfileBook.load()
@@ -59,14 +60,19 @@ def alerts() -> list[AlertEvent]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]:
     st = SqliteStore(tmp_path_factory.mktemp("db") / "osh.db")
     st.write_exposures([shift(h, d, c) for d in range(10) for h, c in ((Hazard.CO, 5.0), (Hazard.CO2, 900.0))])
     st.write_alert_events(alerts())
-    out = tmp_path_factory.mktemp("report")
-    build_monthly(st, MONTH, "kop-1", "en", out, limits_profile_rows=ROWS, pseudonym_key=KEY, now_s=NOW)
+    yield st
     st.close()
-    yield out
+
+
+@pytest.fixture(scope="module")
+def report(store: SqliteStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    build_monthly(store, MONTH, "kop-1", "en", out, limits_profile_rows=ROWS, pseudonym_key=KEY, now_s=NOW)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +104,13 @@ def test_no_critical_alerts_does_not_read_as_all_safe(site: dict[str, Any]) -> N
     assert serious["serious_alerts"]["critical"] == 0
     assert serious["not_judged"]["hazards"] == ["co2", "h2s"]
     assert "could raise no alert" in serious["not_judged"]["text"]
+
+
+@pytest.mark.parametrize("lang", ["sr", "ru"])
+def test_the_new_sentences_are_translated(store: SqliteStore, tmp_path: Path, lang: str) -> None:
+    build_monthly(store, MONTH, "kop-1", lang, tmp_path, limits_profile_rows=ROWS, pseudonym_key=KEY, now_s=NOW)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    words = visible_words(html, data)
+    assert (words if lang == "ru" else words & english_words()) == set()
+    assert "not-judged-alert" in html and "serious-not_judged" in html

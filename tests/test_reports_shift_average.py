@@ -30,6 +30,7 @@ from rules.results import ExposureRecord
 from rules.types import ChannelKey, Hazard
 from storage.base import HistoryQuery, RecordKind
 from storage.sqlite import SqliteStore
+from tests.test_reports_committee import english_words, visible_words
 
 MONTH, PROFILE, KEY = "2026-11", "us-msha", b"committee-key"
 BOOK = ProfileBook.load()
@@ -158,6 +159,9 @@ def test_shift_average_is_translated(store: SqliteStore, tmp_path: Path, lang: s
     assert label != "shift average" and data["labels"]["metric"]["shift_avg"] == label
     html = (tmp_path / lang / "report.html").read_text(encoding="utf-8")
     assert f"{label}:" in html and "shift average" not in html
+    # the legal citation (US MSHA, 30 CFR 70.100) and the second site's name ("kop-2") are not English text
+    words = visible_words(html, data) - {"US", "MSHA", "CFR", "kop"}
+    assert (words if lang == "ru" else words & english_words()) == set()
 
 
 def test_history_table_judges_the_shift_average(store: SqliteStore) -> None:
