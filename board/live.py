@@ -21,7 +21,7 @@ import numpy as np
 from rules.errors import OshError
 from rules.exposure import energy, lex8h, twa8
 from rules.profiles import ProfileBook
-from rules.results import Direction, Limit
+from rules.results import Averaging, Direction, Limit
 from rules.shifts import ShiftCalendar, SiteConfig
 from rules.types import Hazard, RuleKind
 from storage.base import HistoryQuery, RecordKind, Store
@@ -190,25 +190,35 @@ class StoreView:
             noise = hazard == str(Hazard.NOISE)
             so_far = shift_so_far(t, v, (seg.start_s, seg.end_s, seg.label), now_s, self.max_gap_s, noise)
             ref = reference(self.book, self.profile_of(site), hazard)
-            limit = self._averaged_limit(site, hazard, noise)
+            limit, averaging = self._averaged_limit(site, hazard, noise)
+            # a shift-average limit (30 CFR 70.100) divides ∫C dt by the shift length, not 8 h
+            scale = EIGHT_HOURS_S / (seg.end_s - seg.start_s) if averaging == Averaging.SHIFT else 1.0
             out.append({"site": site, "zone": zone, "device": device, "hazard": hazard, "worker": worker,
-                        "shift": so_far.shift, "twa8": _finite(so_far.twa8),
-                        "twa8_projected": _finite(so_far.twa8_projected), "lex8h": _finite(so_far.lex8h),
+                        "shift": so_far.shift, "twa8": _scaled(so_far.twa8, scale), "averaging": str(averaging),
+                        "twa8_projected": _scaled(so_far.twa8_projected, scale), "lex8h": _finite(so_far.lex8h),
                         "lex8h_projected": _finite(so_far.lex8h_projected), "covered_s": so_far.covered_s,
                         "limit": limit, "judged": ref is not None})  # fmt: skip
         return out
 
-    def _averaged_limit(self, site: str, hazard: str, noise: bool) -> float | None:
+    def _averaged_limit(self, site: str, hazard: str, noise: bool) -> tuple[float | None, Averaging]:
+        """The long-term limit of a hazard (LEX,8h for noise, else the TWA) and its averaging period."""
         try:
             p = self.book.profile(self.profile_of(site))
             ids = p.tiers(Hazard(hazard), RuleKind.LEX8H if noise else RuleKind.TWA)
         except (ValueError, OshError):
-            return None
-        return self.book.limits[ids[-1]].threshold if ids else None
+            return None, Averaging.EIGHT_HOURS
+        if not ids:
+            return None, Averaging.EIGHT_HOURS
+        lim = self.book.limits[ids[-1]]
+        return lim.threshold, lim.averaging
 
 
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _scaled(x: float | None, factor: float) -> float | None:
+    return None if (f := _finite(x)) is None else f * factor
 
 
 def _finite(x: float | None) -> float | None:

@@ -226,3 +226,29 @@ def test_every_ui_string_is_translated() -> None:
         strings = ui_strings(lang)
         same = [k for k, v in strings.items() if v == UI[k] and not UI[k].startswith(("LEX", "alarm"))]
         assert not same, f"{lang}: untranslated {same}"
+
+
+def test_personal_monitor_on_a_shift_average_limit(tmp_path: Path) -> None:
+    """us-msha respirable coal dust is judged on the shift average (30 CFR 70.100): 1.4 mg/m3 for the
+    first 5 h of a 10-h shift is 0.7 so far and 1.4 projected, not 1.75 (= ÷ 8 h) against 1.5."""
+    from board.live import StoreView
+    from rules.profiles import ProfileBook
+    from rules.shifts import ShiftCalendar, SiteConfig
+    from rules.types import ChannelKey, Hazard, ReadingBatch
+    from storage.sqlite import SqliteStore
+
+    site = SiteConfig("kop-1", shift_starts=("06:00", "18:00"), shift_hours=10.0)
+    seg = ShiftCalendar(site).segment_at(time.time() - 12 * 3600)
+    now = seg.start_s + 5 * 3600
+    store = SqliteStore(tmp_path / "osh.sqlite")
+    t = np.arange(seg.start_s, now, 10.0)
+    key = ChannelKey("kop-1", "face-1", "pdm-1", Hazard.RESPIRABLE_DUST, "w-7")
+    store.write_readings([key], ReadingBatch(np.zeros(t.size, np.int64), t, np.full(t.size, 1.4)))
+    view = StoreView(open_store=lambda: store, book=ProfileBook.load(), profile_of=lambda s: "us-msha",
+                     site_config=lambda s: site, max_gap_s=60.0)  # fmt: skip
+    view._store = store
+    latest = {("kop-1", "face-1", "pdm-1", "respirable_dust", "w-7"): {}}
+    [m] = view._monitors(store, latest, now)
+    assert m["averaging"] == "shift" and m["limit"] == 1.5
+    assert m["twa8"] == pytest.approx(0.7, rel=1e-3) and m["twa8_projected"] == pytest.approx(1.4, rel=1e-3)
+    store.close()

@@ -202,7 +202,8 @@
       const over = m.limit !== null && proj !== null && proj >= m.limit;
       if (over) tr_.className = "over";
       if (!m.judged) tr_.className = "unjudged";
-      for (const v of [m.worker, m.hazard.toUpperCase(), m.site + " / " + m.zone + " / " + m.device, m.shift, num(now), num(proj), m.judged ? num(m.limit) : tr("not_judged")]) tr_.append(el("td", null, v));
+      const limitText = m.judged ? num(m.limit) + (m.averaging === "shift" ? " (" + tr("rule_twa") + ")" : "") : tr("not_judged");
+      for (const v of [m.worker, m.hazard.toUpperCase(), m.site + " / " + m.zone + " / " + m.device, m.shift, num(now), num(proj), limitText]) tr_.append(el("td", null, v));
       table.append(tr_);
     }
     box.append(table);
