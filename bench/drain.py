@@ -12,7 +12,7 @@ them. Then each consumer is started in turn and timed until it has everything:
   to /dev/null), timed from its start to its exit;
 - `oshmon run` with the SQLite store and with the InfluxDB 1.x store (Debian's influxd), timed
   from its "MQTT connected" log line to the moment its /metrics count all readings stored
-  (polled every 20 ms); the start-up before it (Python imports, profile, store) is shown apart.
+  (polled every 100 ms); the start-up before it (Python imports, profile, store) is shown apart.
 
 Median of `--rounds` rounds (a fresh broker each). The machine is shared: the load average is
 printed with every round, and ratios are taken within one round.
@@ -49,6 +49,7 @@ SITE = "bench-drain"
 DEVICES = 1000
 GASES = (("ch4", 0.4, "%vol"), ("co", 3.0, "ppm"), ("h2s", 0.5, "ppm"), ("o2", 20.9, "%vol"))
 KIND_READINGS = {"single": 1, "4gas": 4}
+POLL_S = 0.1  # /metrics polling (each scrape costs the gateway a little: not more often)
 _CONNECTED = re.compile(rb"^(\S+ \S+) INFO gateway\.mqtt: MQTT connected", re.M)
 
 
@@ -126,32 +127,40 @@ class Drain:
     drain_s: float  # "MQTT connected" → everything stored
 
 
-PROFILE = os.environ.get("OSH_BENCH_PROFILE") == "1"
+PROFILE = os.environ.get("OSH_BENCH_PROFILE", "")  # a directory: py-spy's raw stacks go there
 
 
 def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy (a dev tool: `pip install py-spy`) sampling every thread of the gateway, raw stacks."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    cmd = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--threads", "-o", str(out)]
+    cmd = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--threads", "--gil", "-o", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def summarize(raw: Path, top: int = 25) -> str:
-    """Share of samples per thread, and the functions (self + children) that take most of them."""
-    per_fn: dict[str, int] = {}
-    per_thread: dict[str, int] = {}
+def summarize(raw: Path, top: int = 6) -> str:
+    """Share of samples per thread; per thread the functions with the most samples (self time)
+    and the product functions on the stack most often (self + children)."""
+    threads: dict[str, dict[str, dict[str, int]]] = {}
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         n = int(count)
         total += n
-        per_thread[frames[0]] = per_thread.get(frames[0], 0) + n
-        for fn in set(frames[1:]):
-            per_fn[fn] = per_fn.get(fn, 0) + n
-    lines = [f"{total} samples"] + [f"thread {t}: {n / total:.0%}" for t, n in per_thread.items()]
-    best = sorted(per_fn.items(), key=lambda kv: -kv[1])[:top]
-    return "\n".join(lines + [f"{n / total:6.1%}  {fn}" for fn, n in best])
+        name = re.sub(r"\s*\(\d+\)", "", frames[0]).removeprefix("thread ").strip("' :")
+        t = threads.setdefault(name, {"": {"": 0}, "self": {}, "incl": {}})
+        t[""][""] += n
+        leaf = frames[-1].split(" (")[0]
+        t["self"][leaf] = t["self"].get(leaf, 0) + n
+        for fn in {f.split(" (")[0] for f in frames[1:] if "/site-packages/" not in f and "(<" not in f}:
+            t["incl"][fn] = t["incl"].get(fn, 0) + n
+    out = [f"{total} samples (250 Hz, only the thread holding the GIL)"]
+    for name, t in sorted(threads.items(), key=lambda kv: -kv[1][""][""]):
+        out.append(f"- {name}: {t[''][''] / total:.0%} of samples")
+        for kind in ("self", "incl"):
+            best = sorted(t[kind].items(), key=lambda kv: -kv[1])[:top]
+            out.append(f"  {kind}: " + ", ".join(f"{fn} {n / total:.1%}" for fn, n in best))
+    return "\n".join(out)
 
 
 def drain(gw: GatewayProcess, http: int, readings: int) -> Drain:
@@ -161,7 +170,8 @@ def drain(gw: GatewayProcess, http: int, readings: int) -> Drain:
         [sys.executable, "-m", "gateway", "run"], cwd=ROOT, env=gw.env, stdout=gw._log_file,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    spy = _profile(gw.proc.pid, gw.log.with_suffix(".spy.txt")) if PROFILE else None
+    spy_out = Path(PROFILE) / f"{gw.log.stem}-{time.time_ns()}.txt"
+    spy = _profile(gw.proc.pid, spy_out) if PROFILE else None
     while True:
         if gw.proc.poll() is not None:
             raise RuntimeError(f"gateway exited with {gw.proc.returncode}: {gw.tail()}")
@@ -172,12 +182,12 @@ def drain(gw: GatewayProcess, http: int, readings: int) -> Drain:
             pass
         if time.time() - start > 600:
             raise TimeoutError(f"gateway did not store {readings} readings in 600 s: {gw.tail()}")
-        time.sleep(0.02)
+        time.sleep(POLL_S)
     done = time.time()
     if spy is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled so far
         spy.wait(60)
-        print(summarize(gw.log.with_suffix(".spy.txt")), flush=True)
+        print(summarize(spy_out), flush=True)
     found = _CONNECTED.findall(gw.log.read_bytes())
     connected = datetime.strptime(found[-1].decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     return Drain(done - start, done - connected)

@@ -6,6 +6,7 @@ canonical units. It never raises anything but `PayloadError`, whatever the bytes
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -157,6 +158,7 @@ def decode_readings(
     return decoded
 
 
+@functools.lru_cache(maxsize=65536)  # a frozen dataclass per reading was a visible cost (issue 12)
 def _key(topic: Topic, hazard: str, worker: str | None) -> ChannelKey:
     return ChannelKey(topic.site, topic.zone, topic.device, hazard_of(hazard), worker)
 
