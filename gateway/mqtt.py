@@ -24,6 +24,7 @@ import logging
 import random
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -48,6 +49,8 @@ RECONNECT_MAX_S = 30  # cap of paho's doubling backoff
 CONNECT_TIMEOUT_S = 15.0
 CLIENT_INFLIGHT = 1000  # our own QoS 1 publishes in flight (paho's default of 20 throttles alerts)
 OVERSIZE_HEAD_BYTES = 1024  # what is kept of a payload over the SPEC limit: enough for the dead letter
+
+_PUBACK = struct.Struct("!BBH")  # MQTT 3.1.1 §3.4: type 4 (0x40), remaining length 2, packet id
 
 #: Messages handed to paho and not yet done (PUBACKed) at once. Well below paho's 65,535 packet
 #: ids; above CLIENT_INFLIGHT so paho always has the next messages ready to send.
@@ -289,6 +292,23 @@ class MqttEdge:
         """PUBACK one message, if it arrived on the current connection (else the broker resends)."""
         if self._manual_ack and msg.qos > 0 and msg.generation == self._generation:
             self._client.ack(msg.mid, msg.qos)
+
+    def ack_many(self, msgs: list[InboundMessage]) -> None:
+        """PUBACK a batch: one write of all the QoS 1 PUBACK packets that arrived on the current
+        connection, instead of one paho packet (a wake-up of its thread and a socket write) each."""
+        if not self._manual_ack:
+            return
+        gen = self._generation
+        mids = [m.mid for m in msgs if m.qos == 1 and m.generation == gen]
+        queue = getattr(self._client, "_packet_queue", None)  # paho's packet queue (2.x)
+        if queue is None or len(mids) < 2:
+            for m in msgs:
+                self.ack(m)
+            return
+        queue(paho.PUBACK, b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids]), 0, 0)
+        for m in msgs:
+            if m.qos == 2:
+                self.ack(m)
 
     @property
     def outstanding(self) -> int:

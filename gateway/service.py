@@ -184,8 +184,7 @@ class GatewayService:
             self.metrics.readings_stored.inc(len(sorted_.readings) - len(refused))
             sorted_.dead += [DeadLetter(STORE_TOPIC, r.reason, r.record.encode(), now) for r in refused]
         await self._publish_dead(sorted_.dead)
-        for m in msgs:  # durable (or dead-lettered): now the broker may forget them
-            self.edge.ack(m)
+        self.edge.ack_many(msgs)  # durable (or dead-lettered): now the broker may forget them
         self._count(sorted_)
         events = batch.intake + rt.health_on_batch(sorted_, now)
         if len(sorted_.readings):
