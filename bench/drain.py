@@ -21,6 +21,7 @@ printed with every round, and ratios are taken within one round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -46,6 +47,7 @@ from tests.services import Influxd, Mosquitto, free_port, require, run_influxd, 
 
 BEGIN, END = "<!-- drain:begin -->", "<!-- drain:end -->"
 SITE = "bench-drain"
+HALVES = ("a", "b")
 DEVICES = 1000
 GASES = (("ch4", 0.4, "%vol"), ("co", 3.0, "ppm"), ("h2s", 0.5, "ppm"), ("o2", 20.9, "%vol"))
 KIND_READINGS = {"single": 1, "4gas": 4}
@@ -63,8 +65,9 @@ def payload(kind: str, i: int, t0: float) -> bytes:
 
 
 def topic(i: int) -> str:
+    """Devices 0-499 at site `bench-drain-a`, 500-999 at `bench-drain-b` (for --split)."""
     d = i % DEVICES
-    return f"osh/{SITE}/z{d // 100}/dev-{d:04d}/data"
+    return f"osh/{SITE}-{HALVES[d * 2 // DEVICES]}/z{d // 100}/dev-{d:04d}/data"
 
 
 def publish(port: int, kind: str, n: int, t0: float) -> float:
@@ -89,7 +92,7 @@ def publish(port: int, kind: str, n: int, t0: float) -> float:
 
 def sub_args(port: int, client_id: str) -> list[str]:
     sub = require("mosquitto_sub", "mosquitto-clients")
-    return [sub, "-h", "127.0.0.1", "-p", str(port), "-c", "-q", "1", "-i", client_id, "-t", f"osh/{SITE}/+/+/data"]
+    return [sub, "-h", "127.0.0.1", "-p", str(port), "-c", "-q", "1", "-i", client_id, "-t", "osh/+/+/+/data"]
 
 
 def ceiling_session(port: int, client_id: str) -> None:
@@ -163,34 +166,73 @@ def summarize(raw: Path, top: int = 6) -> str:
     return "\n".join(out)
 
 
-def drain(gw: GatewayProcess, http: int, readings: int) -> Drain:
-    start = time.time()
-    gw._log_file = gw.log.open("ab")  # as GatewayProcess.start, without its readiness probe messages
+def launch(gw: GatewayProcess) -> None:
+    """As GatewayProcess.start, without its readiness probe messages (they would join the backlog)."""
+    gw._log_file = gw.log.open("ab")
     gw.proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run"], cwd=ROOT, env=gw.env, stdout=gw._log_file,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    spy_out = Path(PROFILE) / f"{gw.log.stem}-{time.time_ns()}.txt"
-    spy = _profile(gw.proc.pid, spy_out) if PROFILE else None
+
+
+def wait_stored(gw: GatewayProcess, http: int, readings: int, start: float) -> float:
+    """Poll the gateway's /metrics until `readings` are stored; the time then."""
+    assert gw.proc is not None
     while True:
         if gw.proc.poll() is not None:
             raise RuntimeError(f"gateway exited with {gw.proc.returncode}: {gw.tail()}")
-        try:
+        with contextlib.suppress(OSError):
             if stored(http) >= readings:
-                break
-        except OSError:
-            pass
+                return time.time()
         if time.time() - start > 600:
             raise TimeoutError(f"gateway did not store {readings} readings in 600 s: {gw.tail()}")
         time.sleep(POLL_S)
-    done = time.time()
+
+
+def connected_at(gw: GatewayProcess) -> float:
+    found = _CONNECTED.findall(gw.log.read_bytes())
+    return datetime.strptime(found[-1].decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def drain(gw: GatewayProcess, http: int, readings: int) -> Drain:
+    start = time.time()
+    launch(gw)
+    assert gw.proc is not None
+    spy_out = Path(PROFILE) / f"{gw.log.stem}-{time.time_ns()}.txt"
+    spy = _profile(gw.proc.pid, spy_out) if PROFILE else None
+    done = wait_stored(gw, http, readings, start)
     if spy is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled so far
         spy.wait(60)
         print(summarize(spy_out), flush=True)
-    found = _CONNECTED.findall(gw.log.read_bytes())
-    connected = datetime.strptime(found[-1].decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-    return Drain(done - start, done - connected)
+    return Drain(done - start, done - connected_at(gw))
+
+
+def split_round(kind: str, n: int, influx: Influxd) -> dict[str, float]:
+    """Two gateways (InfluxDB) splitting the sites, started together: aggregate messages/s."""
+    with run_mosquitto() as broker, tempfile.TemporaryDirectory(prefix="osh-bench-split-") as tmp_s:
+        tmp = Path(tmp_s)
+        pair = []
+        for half in HALVES:
+            http = free_port()
+            env = gateway_env(broker, tmp, "influx", influx, http) | {
+                "OSH_SERVE_SITES": f"{SITE}-{half},probe", "OSH_MQTT_CLIENT_ID": f"bench-drain-{half}",
+                "OSH_STATE_DIR": str(tmp / f"state-{half}"),
+            }  # fmt: skip
+            gw = GatewayProcess(env, tmp / f"{half}.log")
+            gw.start(broker.port).stop()
+            pair.append((gw, http))
+        publish(broker.port, kind, n, time.time() - 3600.0)
+        start = time.time()
+        try:
+            for gw, _ in pair:
+                launch(gw)
+            done = max(wait_stored(gw, http, n // 2 * KIND_READINGS[kind], start) for gw, http in pair)
+        finally:
+            for gw, _ in pair:
+                gw.stop()
+        first = min(connected_at(gw) for gw, _ in pair)
+    return {"split": n / (done - first), "split total": n / (done - start), "load": os.getloadavg()[0]}
 
 
 def one_round(kind: str, n: int, stores: list[str], influx: Influxd | None) -> dict[str, float]:
@@ -231,12 +273,21 @@ def table(kind: str, rounds: list[dict[str, float]], stores: list[str]) -> list[
     return rows
 
 
+def split_row(kind: str, rounds: list[dict[str, float]]) -> str:
+    for r in rounds:
+        print(f"{kind} split: " + ", ".join(f"{a} {b:,.1f}" for a, b in r.items()), flush=True)
+    med = {k: statistics.median(r[k] for r in rounds) for k in ("split", "split total")}
+    who = "two `oshmon run`, influx, half the sites each (aggregate)"
+    return f"| {kind} | {who} | {med['split']:,.0f} | | {med['split total']:,.0f} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kinds", default="single,4gas")
     parser.add_argument("--stores", default="sqlite,influx")
+    parser.add_argument("--split", action="store_true", help="also two gateways splitting the sites (InfluxDB)")
     parser.add_argument("--update", type=Path, help="replace the drain section of this Markdown file")
     args = parser.parse_args(argv)
     stores, kinds = args.stores.split(","), args.kinds.split(",")
@@ -252,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 rounds.append(r)
                 loads.append(r["load"])
             rows += table(kind, rounds, stores)
+            if args.split and influx is not None:
+                rows.append(split_row(kind, [split_round(kind, args.messages, influx) for _ in range(args.rounds)]))
     section = report(args, rows, loads)
     print(section)
     if args.update:
@@ -263,7 +316,8 @@ def report(args: argparse.Namespace, rows: list[str], loads: list[float]) -> str
     return (
         f"{BEGIN}\n## Backlog drain (one-reading messages, issue 12)\n\n"
         f"Command: `.venv/bin/python -m bench.drain --messages {args.messages} --rounds {args.rounds} "
-        f"--kinds {args.kinds} --stores {args.stores}` ({date.today().isoformat()}).\n"
+        f"--kinds {args.kinds} --stores {args.stores}{' --split' if args.split else ''}` "
+        f"({date.today().isoformat()}).\n"
         f"Machine: {machine()}; load average after each round: {', '.join(f'{x:.1f}' for x in loads)}.\n\n"
         f"{args.messages:,} QoS 1 messages from {DEVICES} devices queued by mosquitto for each consumer's\n"
         "persistent session while it was stopped; then each consumer started and timed until it had all\n"
