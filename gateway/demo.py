@@ -19,6 +19,7 @@ import asyncio
 import calendar
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ from alerts.sinks.config import SinksConfig
 from gateway.cli_ops import serve
 from gateway.cli_sim import progress_bar
 from gateway.config import Settings, load_settings, parse_mqtt_url
+from gateway.demo_board import start_board
 from gateway.demo_broker import DemoBroker
 from gateway.demo_summary import LiveRecord, Verdict, check, expectations, readings_in, silenced, write_summary
 from gateway.mqtt import MqttEdge
@@ -81,6 +83,8 @@ class DemoOptions:
     report: bool = True
     backfill_sites: int = 1
     broker: str = "auto"
+    board: bool = True  # the control-room board beside the demo (gateway/demo_board.py)
+    stay: bool = False  # keep broker, gateway and board running after the scenario, until Ctrl-C
 
 
 @dataclass
@@ -114,7 +118,7 @@ def demo_settings(opts: DemoOptions) -> Settings:
 def fresh_dir(out: Path) -> None:
     """The demo starts clean: remove what an earlier demo left in its own folder."""
     for name in ("oshmon.sqlite", "oshmon.sqlite-wal", "oshmon.sqlite-shm", "state", "backfill-state", "report",
-                 "profiles", "summary.json"):  # fmt: skip
+                 "profiles", "summary.json", "board-users.json", "board.log"):  # fmt: skip
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -176,12 +180,19 @@ async def run_live(opts: DemoOptions, settings: Settings, console: Console) -> t
         ready, stop_gw, stop_watch = asyncio.Event(), asyncio.Event(), asyncio.Event()
         gw = asyncio.create_task(serve(settings, ready, stop_gw, counters=counters), name="gateway")
         await _until(ready, gw, 60.0)
+        board = start_board(settings, opts.out) if opts.board else None
+        if board is not None:
+            console.print(board.hint())
         watch = asyncio.create_task(_watch_alerts(broker.url, settings.topic_prefix, console, live, stop_watch))
         await asyncio.sleep(0.5)  # the board subscribes before the first alert can come
         t0 = live_start(time.time(), opts.duration_s, opts.speed)
         incidents = await _sensors(opts, settings, broker.url, t0, live, console)
         await _processed(counters, live.published, gw)
         await asyncio.sleep(1.5)  # the gateway's last tick: escalations, clears
+        if opts.stay:
+            await _until_interrupted(console, board.url if board else None)
+        if board is not None:
+            board.stop()
         stop_gw.set()
         await gw
         live.gateway_messages = counters.messages
@@ -217,6 +228,19 @@ async def _sensors(
                     bar.update(task, completed=m.t_s - t0)
         await edge.drain(GATEWAY_CATCH_UP_S)
     return scen.incidents
+
+
+async def _until_interrupted(console: Console, board_url: str | None) -> None:
+    """--stay: everything keeps running (the board, the broker's retained alarms) until Ctrl-C."""
+    where = f" — the board: {board_url}" if board_url else ""
+    console.print(f"[bold]The demo keeps running{where}. Press Ctrl-C to finish (the report follows).[/]")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 async def _until(event: asyncio.Event, task: asyncio.Task[Counters], timeout_s: float) -> None:
@@ -365,6 +389,7 @@ def try_next(settings: Settings, result: DemoResult) -> Panel:
         f"{env} {exe} status",
         f"{env} {exe} audit verify",
     ]
+    lines.append(f"{exe} demo --stay    # keeps the control-room board (and the broker) running until Ctrl-C")
     if result.report is not None:
         month = previous_month(time.time())[0]
         lines += [
@@ -404,10 +429,12 @@ def demo_cmd(
     broker: Annotated[
         str, typer.Option(help="auto (mosquitto when installed, else the embedded amqtt), mosquitto or amqtt.")
     ] = "auto",
+    board: Annotated[bool, typer.Option(help="Start the control-room board (oshmon board) beside the demo.")] = True,
+    stay: Annotated[bool, typer.Option(help="Keep broker, gateway and board running until Ctrl-C.")] = False,
 ) -> None:
     """The whole system on one machine, about a minute; ends with a monthly report and a check
     that it adds up (exit 1 if not)."""
     opts = DemoOptions(out=out, sites=sites, speed=speed, duration_s=hours * 3600.0, seed=seed, report=report,
-                       broker=broker)  # fmt: skip
+                       broker=broker, board=board, stay=stay)  # fmt: skip
     if not run_demo(opts).ok:
         raise typer.Exit(1)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.demo_summary import LiveRecord, check, expectations, readings_in, silenced
@@ -63,6 +66,44 @@ def test_short_demo_adds_up_next_to_a_busy_core(broker: str, busy_core: None, tm
     assert summary["dead_letters"] == 0
     assert summary["broker"].startswith(broker)
     assert "adds up" in run.stdout and "try next" in run.stdout
+    assert "Control-room board: http://127.0.0.1:" in run.stdout  # the board ran beside the demo
+    board_log = (out / "board.log").read_text()
+    assert "board on http://127.0.0.1:" in board_log and "Traceback" not in board_log
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_demo_stay_keeps_the_board_up_with_the_printed_demo_officer(tmp_path: Path) -> None:
+    """`oshmon demo --stay`: the printed URL and password sign in, the board shows the demo's
+    alarms, and Ctrl-C ends the demo with its check (exit 0)."""
+    out = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--out", str(out), "--hours", str(HOURS), "--no-report", "--stay"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        text = "".join(lines)
+        found = re.search(r"Control-room board: (http://127\.0\.0\.1:\d+) +\(sign in as (\S+), password (\S+);", text)
+        assert found, text[-3000:]
+        url, user, password = found.groups()
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.post("/login", data={"username": user, "password": password}).status_code == 303
+            events = client.get("/api/board").json()["events"]
+        assert any(e["hazard"] == "ch4" and e["event"] == "raised" for e in events), events  # the methane rise
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest[-3000:]
+    assert "adds up" in rest
 
 
 # ---- the checks themselves (pure) ---------------------------------------------------------------
