@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -60,7 +60,7 @@ class AlertEvent:
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object of SPEC §2.2 (times as RFC 3339 strings)."""
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in _EVENT_FIELDS}  # not asdict: no deep copy (issue 15)
         d["t"] = rfc3339(d.pop("t_s"))
         d["since"] = rfc3339(d.pop("since_s"))
         d["event"] = str(self.event)
@@ -75,3 +75,6 @@ class AlertEvent:
     def alarm_topic_suffix(self) -> str:
         """`alarms/{zone}/{device}/{hazard}/{rule}` below `P/{site}/` (SPEC §2)."""
         return f"alarms/{self.zone}/{self.device}/{self.hazard}/{self.rule}"
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AlertEvent))

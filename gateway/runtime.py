@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -125,6 +126,7 @@ class Runtime:
     pending: list[AlertEvent] = field(default_factory=list)  # raised at start-up, emitted on the first tick
     _next_health_s: float = 0.0
     _dirty: bool = field(default=False)
+    _recording: threading.Lock = field(default_factory=threading.Lock)
     inventory: ChannelInventory = field(init=False)  # bounded channels per site (gateway/inventory.py)
     capacity: CapacityAlerts = field(init=False)
 
@@ -169,12 +171,13 @@ class Runtime:
         Times are cut to whole milliseconds first, as the stores keep them, so that the stored
         row hashes to exactly what was sealed (alerts/audit.py)."""
         sealed: list[AlertEvent] = []
-        for ev in events:
-            ev = replace(ev, t_s=_ms(ev.t_s), since_s=_ms(ev.since_s), audit_chain=self.settings.mqtt_client_id)
-            link = self.audit.append(ev)
-            sealed.append(replace(ev, audit_seq=link.audit_seq, prev_hash=link.prev_hash, hash=link.hash))
-        if sealed:
-            self.store.write_alert_events(sealed)
+        with self._recording:  # ingest and tick record from worker threads: one chain, one writer
+            for ev in events:
+                ev = replace(ev, t_s=_ms(ev.t_s), since_s=_ms(ev.since_s), audit_chain=self.settings.mqtt_client_id)
+                link = self.audit.append(ev)
+                sealed.append(replace(ev, audit_seq=link.audit_seq, prev_hash=link.prev_hash, hash=link.hash))
+            if sealed:
+                self.store.write_alert_events(sealed)
         return sealed
 
     def rebuild_engine(self, now_s: float) -> int:

@@ -34,6 +34,7 @@ from rules.types import Severity
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # wall-clock housekeeping: shift closing, escalation, silent sensors
+EMIT_CHUNK = 500  # events recorded per step (about 50 ms of sealing and storing): the ingest loop runs between steps
 STORE_TOPIC = "(store)"  # dead letters for records the store refused name this instead of an MQTT topic
 #: Decoded batches waiting for the commit stage: batch N+1 is decoded while batch N is written.
 PIPELINE_DEPTH = 1
@@ -247,6 +248,12 @@ class GatewayService:
 
     # -- outputs ----------------------------------------------------------------------------------
     async def _emit(self, events: list[AlertEvent], *, deliver: bool = True) -> None:
+        """Record and publish events in chunks: between chunks the ingest loop runs, so an alarm
+        is judged and published while a storm of malfunction events is still being recorded."""
+        for i in range(0, len(events), EMIT_CHUNK):
+            await self._emit_chunk(events[i : i + EMIT_CHUNK], deliver=deliver)
+
+    async def _emit_chunk(self, events: list[AlertEvent], *, deliver: bool) -> None:
         if not events:
             return
         self.counters.alert_events += len(events)

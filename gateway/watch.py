@@ -10,7 +10,8 @@ The gateway subscribes to `P/{site}/alarms/#` and `P/{site}/alerts` of the sites
   `integrity`, zone `gateway`, device `alarms`, hazard `gateway`) naming the topic. An empty
   retained message can therefore no longer hide a live alarm from reconnecting boards, and a
   forged retained alarm is wiped. A retained copy of the gateway's own older state (the same
-  alert id, seen again on re-subscribing) is accepted quietly; a stale one is corrected quietly.
+  alert id, seen again after a restart) is refreshed quietly, one of an alert it has cleared
+  wiped quietly.
 - **Alert events.** An event the gateway did not seal and publish (alerts/signed.py) is
   dead-lettered with the reason and raises the same kind of alert (device `alerts`). The
   gateway's own events come back as echoes and are recognised by their audit chain position.
