@@ -188,6 +188,9 @@ class DeviceChecks:
         d = self.devices
         d.last_seen_wall[devs] = now_s
         events: list[AlertEvent] = []
+        if self.groups.lost:
+            for site in {d.subjects[dev].site for dev in devs.tolist()} & self.groups.lost:
+                events += self.groups.recovered(site, t_last, now_s)
         for dev in devs[d.offline[devs]].tolist():
             events += self._back_online(dev, t_last, now_s, f"{d.subjects[dev].device} is sending readings again")
         gap_t = d.gap_last_t[devs]

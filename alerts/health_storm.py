@@ -54,6 +54,13 @@ class OfflineGroups:
         self.storm_devices, self.storm_window_s = storm_devices, storm_window_s
         self._recent: dict[str, deque[float]] = {}  # per site: times of individual offline raises
         self._subjects: dict[str, AlertSubject] = {}  # per site: its group alert's subject (made once)
+        # Group alerts rebuilt from the store's alert log alone have no member list (the store keeps
+        # the message, not the ids): they clear with the first reading from their site.
+        self.lost: set[str] = {
+            a.subject.site for a in book.open_alerts()
+            if a.rule is OFFLINE and a.subject == group_subject(a.subject.site)
+            and not book.group_members(a.subject, OFFLINE)
+        }  # fmt: skip
 
     def fold_now(self, site: str, n: int, now_s: float) -> bool:
         """Should `n` devices of `site` going offline now join the site's group alert? (Counts them
@@ -87,3 +94,13 @@ class OfflineGroups:
         text = f"every device of site {site} that went offline together reports again"
         member = member_id(zone, device)
         return self.book.leave_group(group_subject(site), OFFLINE, member, t_s=t_s, now_s=now_s, message=text)
+
+    def recovered(self, site: str, t_s: float, now_s: float) -> list[AlertEvent]:
+        """A device of `site` reports while its group alert has no member list: clear it (devices
+        still silent are detected again, and grouped again if many)."""
+        self.lost.discard(site)
+        text = (
+            f"devices of site {site} report again (the member list was lost at a restart: "
+            "silent ones are checked again)"
+        )
+        return self.book.clear_health(group_subject(site), OFFLINE, t_s=t_s, now_s=now_s, message=text)

@@ -280,11 +280,12 @@ class AlertBook(BookCore):
     ) -> list[AlertEvent]:
         """`member` is healthy again; the group alert clears with its last member."""
         state = self._open.get((subject, rule))
-        if state is None or state.members is None or member not in state.members:
+        members = None if state is None else state.members
+        if state is None or members is None or member not in members:
             return []
-        del state.members[member]
-        state.value = float(len(state.members))
-        return [] if state.members else [self._clear(state, t_s, now_s, message)]
+        del members[member]
+        state.value = float(len(members))
+        return [] if members else [self._clear(state, t_s, now_s, message)]
 
     def clear_health(
         self, subject: AlertSubject, rule: RuleKind, *, t_s: float, now_s: float, message: str

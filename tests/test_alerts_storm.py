@@ -80,3 +80,19 @@ def test_group_membership_survives_a_restart_and_the_event_list_is_bounded() -> 
     assert again.check(T0 + 215) == []
     [cleared] = feed(again, reg2, "kop-1", many[-1:], T0 + 216)
     assert (cleared.event, cleared.alert_id) == ("cleared", group.alert_id)
+
+
+def test_a_group_alert_without_its_member_list_clears_with_the_first_device_back() -> None:
+    """Rebuilt from the store's alert log alone (no checkpoint), the ids are gone: it must not stay open forever."""
+    health, reg = make_health(), ChannelRegistry()
+    many = [f"d{i:05d}" for i in range(50)]
+    feed(health, reg, "kop-1", many, T0)
+    [group] = health.check(T0 + 60)
+    snap = orjson.loads(orjson.dumps(health.book.snapshot()))
+    for alert in snap["open"]:
+        alert["members"] = None
+    book = AlertBook.restore(snap, AlertPolicy(flap_window_s=0.0))
+    again, reg2 = SensorHealth(book, HealthPolicy(default_interval_s=10.0)), ChannelRegistry()
+    [cleared] = feed(again, reg2, "kop-1", many[:1], T0 + 200)
+    assert (cleared.event, cleared.alert_id) == ("cleared", group.alert_id)
+    assert "member list was lost at a restart" in cleared.message
