@@ -160,9 +160,11 @@ def report(args: argparse.Namespace, r: Result) -> str:
         f"(RSS after the restart: {mib(r.rss_after_restart)}).",
         "",
         f"The exposure engine itself keeps {ENGINE_BYTES_PER_CHANNEL:,} B per channel (its own benchmark); the rest is",
-        "per-channel Python bookkeeping (registry key and id, decode cache, sensor-health tables, inventory). The",
-        "per-site inventory (`OSH_MAX_CHANNELS_PER_SITE`, default 10,000; `OSH_MAX_SITES`, default 100) bounds it:",
-        "readings of channels beyond it are dead-lettered, never allocated.",
+        "per-channel Python bookkeeping (registry key and id, decode cache, sensor-health tables, inventory). Its",
+        "tables double up to 16,384 channels and then grow by 25 %, so at 10,000 channels room for 16,384 is held.",
+        "The inventory bounds it (`OSH_MAX_CHANNELS_PER_SITE` 10,000, `OSH_MAX_SITES` 100, `OSH_MAX_CHANNELS`",
+        "100,000 by default): readings of channels beyond it are dead-lettered, never allocated, and the restart",
+        "replay (which holds alarms back until it is done) is bounded by the same limit.",
         END,
     ]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # gateway/config.py imports this module's defaults
 DEFAULT_MAX_CHANNELS_PER_SITE = 10_000
 #: Default number of sites learned without configuration (configured sites are always served).
 DEFAULT_MAX_SITES = 100
-#: Default channels of the whole gateway: about 650 MiB resident (bench.cardinality); split sites
+#: Default channels of the whole gateway: about 770 MiB resident (bench.cardinality); split sites
 #: between gateways (OSH_SERVE_SITES) beyond it.
 DEFAULT_MAX_CHANNELS = 100_000
 
