@@ -27,15 +27,18 @@ HASHED_KEYS = (
     "alert_id", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker", "value",
     "threshold", "unit", "t", "since", "profile", "limit_source", "action", "message", "by", "note",
 )  # fmt: skip
-_FLOAT_KEYS = ("value", "threshold")
+#: Keys added later (`peak`, `reason`): hashed only when set, so older stored events keep their hash.
+OPTIONAL_HASHED_KEYS = ("peak", "reason")
+_FLOAT_KEYS = ("value", "threshold", "peak")
 
 
 def canonical_json(event: AlertEvent | Mapping[str, Any]) -> bytes:
     """The exact bytes that are hashed for one event."""
     wire = event.to_wire() if isinstance(event, AlertEvent) else event
     doc = {k: wire.get(k) for k in HASHED_KEYS}
+    doc.update({k: wire[k] for k in OPTIONAL_HASHED_KEYS if wire.get(k) is not None})
     for k in _FLOAT_KEYS:
-        v = doc[k]
+        v = doc.get(k)
         if v is not None:
             doc[k] = float(v)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

@@ -13,12 +13,12 @@ import numpy as np
 
 from alerts.acks import ACK_IDS_MAX, ACK_REPLAY_WINDOW_S, clean_ack
 from alerts.book_io import faults_from_json, faults_to_json
-from alerts.errors import DuplicateAckError, InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.errors import DuplicateAckError, InvalidAckError, SnapshotError, StaleAckError, UnknownAlertError
 from alerts.ids import new_alert_id
 from alerts.messages import ack_message, escalate_message
 from alerts.policy import AlertPolicy
 from alerts.state import AlertKey, AlertState, AlertSubject, OpenAlert
-from alerts.types import AlertEvent, AlertEventKind, rfc3339
+from alerts.types import AlertEvent, AlertEventKind, EscalationReason, rfc3339
 from rules.results import Limit
 from rules.types import HEALTH_RULES, RuleKind
 
@@ -45,6 +45,9 @@ class BookCore:
         self._version = 0
         self._key_cache: tuple[int, int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
         self._tier_cache: tuple[Sequence[Limit], int, Tiers] | None = None
+        #: True when event time is the clock (a backfill of old readings): a raise then asks for
+        #: its acknowledgement from the reading's time, not from when its batch was judged.
+        self.clock_is_event_time = False
 
     def is_open(self, subject: AlertSubject, rule: RuleKind) -> bool:
         return (subject, rule) in self._open
@@ -53,28 +56,35 @@ class BookCore:
         state = self._open.get((subject, rule))
         return None if state is None else state.view()
 
-    def _reopen(self, key: AlertKey, t_s: float) -> AlertState | None:
-        """The alert cleared on `key` within the flap window, taken back to be re-opened."""
-        rid = self._cleared_by_key.get(key)
-        if rid is None:
-            return None
-        state = self._cleared[rid]
-        if state.cleared_at_s is None or t_s - state.cleared_at_s > self.policy.flap_window_s:
-            return None
-        del self._cleared[rid], self._cleared_by_key[key]
-        state.flaps += 1
-        state.cleared_at_s = state.cleared_wall_s = state.clear_since_s = None
-        self.counts["flaps"] += 1
-        return state
+    def _flaps_before(self, key: AlertKey, t_s: float) -> int:
+        """Flaps so far when `key` is exceeded again within the flap window of clearing, else 0.
 
-    def _arm(self, state: AlertState, now_s: float) -> None:
-        """A (new or higher) raise needs a fresh acknowledgement within the policy's time."""
+        The new episode is a new alert (its own id, `raised` first, `cleared` last: docs/alerts.md)
+        that carries the flap count on, so that it clears only after the longer hold.
+        """
+        rid = self._cleared_by_key.get(key)
+        state = None if rid is None else self._cleared.get(rid)
+        if state is None or state.cleared_at_s is None or t_s - state.cleared_at_s > self.policy.flap_window_s:
+            return 0
+        del self._cleared_by_key[key]
+        self.counts["flaps"] += 1
+        return state.flaps + 1
+
+    def _arm(self, state: AlertState, t_s: float, now_s: float) -> None:
+        """A (new or higher) raise needs a fresh acknowledgement within the policy's time.
+
+        The deadline runs on the clock (`now_s`): a reading that arrives late must not escalate
+        before anyone could see it. `armed_at_s` is the earliest moment anyone could have known
+        of this tier (the reading's time, or the clock's when that is earlier)."""
         state.acked_by = state.acked_at_s = state.ack_note = None
+        if self.clock_is_event_time:
+            now_s = t_s
         state.armed_wall_s = now_s
+        state.armed_at_s = min(t_s, now_s)
         state.deadline_s = now_s + self.policy.escalate_after(state.severity)
 
     def _raise(self, state: AlertState, t_s: float, now_s: float) -> AlertEvent:
-        self._arm(state, now_s)
+        self._arm(state, t_s, now_s)
         self._open[state.key] = state
         self._by_id[state.alert_id] = state
         self._version += 1
@@ -116,6 +126,13 @@ class BookCore:
                 del self._faults[subject]
         return events
 
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def next_deadline(self) -> float | None:
+        """When `tick` will next escalate something (clock seconds), None when nothing waits."""
+        return min((s.deadline_s for s in self._open.values() if s.deadline_s is not None), default=None)
+
     @staticmethod
     def _due(state: AlertState, now_s: float) -> bool:
         return state.deadline_s is not None and now_s >= state.deadline_s
@@ -126,7 +143,7 @@ class BookCore:
         state.escalations += 1
         self.counts["escalated"] += 1
         text = escalate_message(now_s - state.armed_wall_s, state.message)
-        return state.event(AlertEventKind.ESCALATED, now_s, text)
+        return state.event(AlertEventKind.ESCALATED, now_s, text, reason=EscalationReason.UNACKNOWLEDGED)
 
     def acknowledge(
         self,
@@ -153,6 +170,9 @@ class BookCore:
         if state.acked_at_s is not None and (state.acked_by, state.ack_note) == (name, text):
             raise DuplicateAckError(f"duplicate acknowledgement: alert {alert_id} is already acknowledged by {name} "
                                     f"at {rfc3339(state.acked_at_s)} with the same note; nothing changed")  # fmt: skip
+        made_s = now_s if at_s is None else at_s
+        if state.armed_at_s is not None and made_s < state.armed_at_s:
+            raise StaleAckError(alert_id, made_s, state.severity, state.armed_at_s)
         t_s = now_s if at_s is None else min(max(at_s, state.armed_wall_s, state.since_s), now_s)
         if ack_id is not None:
             self._remember_ack_id(ack_id, now_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rules.errors import OshError
 
 
@@ -23,6 +25,21 @@ class InvalidAckError(OshError):
 
 class DuplicateAckError(InvalidAckError):
     """The same acknowledgement again (same ack id, or same person and note): nothing changes."""
+
+
+def _when(t_s: float | None) -> str:
+    return "?" if t_s is None else datetime.fromtimestamp(t_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StaleAckError(InvalidAckError):
+    """An acknowledgement made before the alert's current tier was raised (it never saw it)."""
+
+    def __init__(self, alert_id: str, ack_s: float, severity: str, raised_s: float) -> None:
+        super().__init__(
+            f"alert {alert_id} rose to {severity} at {_when(raised_s)}, after this acknowledgement "
+            f"({_when(ack_s)}): acknowledge it again"
+        )
+        self.alert_id = alert_id
 
 
 class SnapshotError(OshError):

@@ -5,8 +5,11 @@ open alert on that channel+rule) are dropped with numpy; the few rows left go th
 per-alert state machine below (design notes: docs/alerts.md).
 
     raised ──(not acked in time)──> escalated ──> acknowledged ──(hysteresis + hold)──> cleared
-      │ severity rises: a new `raised` event, same alert_id, ack reset
-      └ re-raised within `flap_window_s` of clearing: same alert_id re-opens, counted as a flap
+      │ severity rises: `escalated` (reason `severity_rise`), same alert_id, ack reset
+      └ exceeded again within `flap_window_s` of clearing: a new alert, counted as a flap
+
+Per alert_id the record holds the invariants of docs/alerts.md ("Alert log invariants"): one
+`raised` first, at most one `cleared` last, events in time order, acks only of the tier seen.
 
 Event times (`t_s`) drive hysteresis and flapping; the wall clock (`now_s`) drives escalation.
 Not thread-safe: the gateway calls it from one task.
@@ -31,10 +34,11 @@ from alerts.messages import (
     exceed_message,
     flap_suffix,
     limit_label,
+    rise_message,
 )
 from alerts.policy import AlertPolicy
 from alerts.state import DEVICE_HAZARD, AlertKey, AlertState, AlertSubject, OpenAlert
-from alerts.types import AlertEvent, AlertEventKind
+from alerts.types import AlertEvent, AlertEventKind, EscalationReason
 from rules.results import ConditionBatch, Direction, Limit
 from rules.types import (
     HEALTH_RULES,
@@ -158,23 +162,27 @@ class AlertBook(BookCore):
         state.clear_since_s = None
         if severity.rank <= state.severity.rank or severity is Severity.MALFUNCTION:
             return []
+        return [self._rise(state, limit, severity, row, now_s)]
+
+    def _rise(self, state: AlertState, limit: Limit, severity: Severity, row: _Row, now_s: float) -> AlertEvent:
+        """A higher tier of an open alert: `escalated` (reason `severity_rise`), same id, new ack needed."""
+        before = state.severity
         self._set_tier(state, limit, severity, row.value)
-        self._arm(state, now_s)
+        self._arm(state, row.t_s, now_s)
         self.counts["severity_rises"] += 1
-        return [state.event(AlertEventKind.RAISED, row.t_s, state.message)]
+        text = rise_message(before, severity, state.message)
+        return state.event(AlertEventKind.ESCALATED, row.t_s, text, reason=EscalationReason.SEVERITY_RISE)
 
     def _open_exceeded(
         self, key: AlertKey, limit: Limit, severity: Severity, row: _Row, tiers: Tiers, now_s: float
     ) -> AlertEvent:
-        state = self._reopen(key, row.t_s)
-        if state is None:
-            state = AlertState(
-                alert_id=self._new_id(), subject=key[0], rule=key[1], severity=severity,
-                profile=limit.profile, source=limit.source, action=limit.action, unit=limit.unit,
-                label=limit.label, direction=limit.direction, threshold=limit.threshold,
-                clear_level=None, value=row.value, peak=row.value, since_s=row.t_s,
-                last_t_s=row.t_s, message="", deadline_s=None,
-            )  # fmt: skip
+        state = AlertState(
+            alert_id=self._new_id(), subject=key[0], rule=key[1], severity=severity,
+            profile=limit.profile, source=limit.source, action=limit.action, unit=limit.unit,
+            label=limit.label, direction=limit.direction, threshold=limit.threshold,
+            clear_level=None, value=row.value, peak=row.value, since_s=row.t_s,
+            last_t_s=row.t_s, message="", deadline_s=None, flaps=self._flaps_before(key, row.t_s),
+        )  # fmt: skip
         state.observe(row.value)
         state.last_t_s = max(state.last_t_s, row.t_s)
         lowest = tiers.get((limit.profile, str(limit.hazard), limit.rule), limit)
@@ -242,11 +250,12 @@ class AlertBook(BookCore):
                 state.observe(value)
             state.last_t_s, state.clear_since_s = max(state.last_t_s, t_s), None
             return []
-        state = self._reopen(key, t_s) or AlertState(
+        state = AlertState(
             alert_id=self._new_id(), subject=subject, rule=rule, severity=Severity.MALFUNCTION,
             profile=profile, source=HEALTH_SOURCE.get(rule, ""), action=HEALTH_ACTION.get(rule, ""),
             unit=unit, label="", direction=Direction.ABOVE, threshold=threshold, clear_level=None,
             value=value, peak=value, since_s=t_s, last_t_s=t_s, message="", deadline_s=None,
+            flaps=self._flaps_before(key, t_s),
         )  # fmt: skip
         state.value, state.threshold, state.last_t_s = value, threshold, max(state.last_t_s, t_s)
         state.message = message + (flap_suffix(state.flaps, self.policy.flap_window_s) if state.flaps else "")
@@ -349,8 +358,8 @@ class AlertBook(BookCore):
             return b"" if current is None else None
         if current is None or current.alert_id != event.alert_id:
             return None
-        doc = current.event(AlertEventKind.RAISED, current.last_t_s, current.message).to_wire()
-        for k in ("event", "by", "note"):
+        doc = current.describe(AlertEventKind.RAISED, current.last_t_s, current.message).to_wire()
+        for k in ("event", "by", "note", "reason"):
             doc.pop(k)
         acked = current.acked_by is not None
         doc.update(

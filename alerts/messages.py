@@ -121,6 +121,10 @@ def escalate_message(after_s: float, raised_message: str) -> str:
     return f"Not acknowledged within {fmt_duration(after_s)}: {raised_message}"
 
 
+def rise_message(before: str, after: str, message: str) -> str:
+    return f"Rose from {before} to {after}: {message}"
+
+
 def ack_message(by: str, note: str | None) -> str:
     return f"Acknowledged by {by}: {note}" if note else f"Acknowledged by {by}"
 

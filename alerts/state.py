@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, fields
 from typing import Any
 
-from alerts.types import AlertEvent, AlertEventKind
+from alerts.types import AlertEvent, AlertEventKind, rfc3339
 from rules.results import Direction
 from rules.types import ChannelKey, RuleKind, Severity
 
@@ -93,6 +93,8 @@ class AlertState:
     cleared_at_s: float | None = None
     cleared_wall_s: float | None = None
     members: dict[str, None] | None = None  # a group alert's devices (an ordered set), else None
+    last_event_t_s: float | None = None  # time of the latest event in this alert's record
+    armed_at_s: float | None = None  # earliest moment anyone could know the current tier
 
     @property
     def key(self) -> AlertKey:
@@ -109,15 +111,33 @@ class AlertState:
             self.peak = max(self.peak, value)
 
     def event(
-        self, kind: AlertEventKind, t_s: float, message: str, by: str | None = None, note: str | None = None
-    ) -> AlertEvent:
+        self, kind: AlertEventKind, t_s: float, message: str, by: str | None = None, note: str | None = None,
+        reason: str | None = None,
+    ) -> AlertEvent:  # fmt: skip
+        """The next event of this alert's record, with the tier in force now.
+
+        Its time is its cause's time (a reading's for raised/cleared, the clock's for escalated,
+        the officer's for acknowledged) but never earlier than the alert's previous event, so that
+        each alert's record is in event-time order (docs/alerts.md, "Alert log invariants").
+        """
+        if self.last_event_t_s is not None and t_s < self.last_event_t_s:
+            message += f" (event time {rfc3339(t_s)}; recorded after the alert's previous event)"
+            t_s = self.last_event_t_s
+        self.last_event_t_s = t_s
+        return self.describe(kind, t_s, message, by=by, note=note, reason=reason)
+
+    def describe(
+        self, kind: AlertEventKind, t_s: float, message: str, *, by: str | None = None, note: str | None = None,
+        reason: str | None = None,
+    ) -> AlertEvent:  # fmt: skip
+        """The alert's current state as an event, without adding it to the record."""
         s = self.subject
         return AlertEvent(
             alert_id=self.alert_id, event=kind, severity=self.severity, rule=self.rule,
             site=s.site, zone=s.zone, device=s.device, hazard=s.hazard, worker=s.worker,
             value=self.value, threshold=self.threshold, unit=self.unit, t_s=t_s, since_s=self.since_s,
             profile=self.profile, limit_source=self.source, action=self.action, message=message,
-            by=by, note=note, devices=self.listed_members(),
+            by=by, note=note, devices=self.listed_members(), peak=self.peak, reason=reason,
         )  # fmt: skip
 
     def listed_members(self) -> tuple[str, ...] | None:

@@ -17,6 +17,13 @@ class AlertEventKind(StrEnum):
     CLEARED = "cleared"
 
 
+class EscalationReason(StrEnum):
+    """Why an `escalated` event was sent (its `reason` field; docs/alerts.md)."""
+
+    UNACKNOWLEDGED = "unacknowledged"  # not acknowledged within the policy's time (SPEC §2.2)
+    SEVERITY_RISE = "severity_rise"  # the alert reached a higher tier (warning → alarm → critical)
+
+
 def rfc3339(t_s: float) -> str:
     """Epoch seconds → RFC 3339 UTC with a Z; milliseconds only when the time has them."""
     dt = datetime.fromtimestamp(t_s, tz=UTC)
@@ -49,6 +56,10 @@ class AlertEvent:
     message: str
     by: str | None = None
     note: str | None = None
+    # The worst value so far in the limit's direction (lowest for a "below" limit), and for an
+    # `escalated` event why it was sent (EscalationReason). Both None on events of older records.
+    peak: float | None = None
+    reason: str | None = None
     # Tamper evidence (alerts/audit.py): which writer's chain, position in it, and the hashes.
     audit_chain: str | None = None
     audit_seq: int | None = None

@@ -2,7 +2,9 @@
 
 An alert belongs to the month its condition started in (`since`). Time to acknowledge is
 `t(acknowledged) − since`; an alert with no `acknowledged` event is unacknowledged, whether or
-not it has cleared since.
+not it has cleared since. `escalations` counts the escalations for want of an acknowledgement,
+`severity_rises` the rises to a higher tier (`escalated` with reason `severity_rise`); the worst
+value follows the limit's direction (the events' `peak` where they carry it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class AlertLife:
     ack_note: str | None = None
     cleared_s: float | None = None
     escalations: int = 0
+    severity_rises: int = 0
 
     @property
     def time_to_ack_s(self) -> float | None:
@@ -94,9 +97,9 @@ def _raising(life: AlertLife, row: Mapping[str, Any]) -> None:
     """A raised/escalated event: its value and threshold are the alert's (acks carry the value at ack time)."""
     if not life.direction:
         life.direction = _direction(row)
-    value = row.get("value")
-    if value is not None and _worse(life, value):
-        life.peak_value = value
+    for value in (row.get("value"), row.get("peak")):
+        if value is not None and _worse(life, value):
+            life.peak_value = value
     if row.get("threshold") is not None and (
         life.threshold is None or _RANK.get(row["severity"], -1) >= _RANK.get(life.severity, -1)
     ):
@@ -115,6 +118,8 @@ def _apply(life: AlertLife, row: Mapping[str, Any]) -> None:
         life.ack_s, life.ack_by, life.ack_note = t, row.get("by"), row.get("note")
     elif event == "cleared":
         life.cleared_s = t if life.cleared_s is None else min(life.cleared_s, t)
+    elif event == "escalated" and row.get("reason") == "severity_rise":
+        life.severity_rises += 1
     elif event == "escalated":
         life.escalations += 1
 

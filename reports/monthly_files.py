@@ -35,8 +35,8 @@ EXCLUDED_COLUMNS = ("site", "hazard", "seg", "shift", "device", "worker", "cover
 CHANNEL_COLUMNS = ("site", "zone", "device", "hazard", "worker", "shifts_with_data", "expected_shifts", "completeness")
 ALERT_COLUMNS = (
     "alert_id", "site", "zone", "device", "hazard", "worker", "rule", "severity", "since", "acknowledged_at",
-    "time_to_ack_s", "ack_by", "ack_note", "cleared_at", "escalations", "peak_value", "direction", "threshold",
-    "unit", "profile", "limit_source",
+    "time_to_ack_s", "ack_by", "ack_note", "cleared_at", "escalations", "severity_rises", "peak_value", "direction",
+    "threshold", "unit", "profile", "limit_source",
 )  # fmt: skip
 ALERT_RULE_COLUMNS = (
     "site", "rule", "severity", "alerts", "acknowledged", "unacknowledged", "escalated", "ack_median_s",

@@ -52,7 +52,7 @@ COLUMNS: dict[RecordKind, tuple[str, ...]] = {
     RecordKind.ALERTS: (
         "t", "alert_id", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker",
         "value", "threshold", "unit", "since", "profile", "limit_source", "action", "message",
-        "by", "note", "audit_chain", "audit_seq", "prev_hash", "hash",
+        "by", "note", "peak", "reason", "audit_chain", "audit_seq", "prev_hash", "hash",
     ),
 }  # fmt: skip
 

@@ -166,6 +166,8 @@ def alert_fields(ev: AlertEvent) -> dict[str, Any]:
         "message": ev.message,
         "by": ev.by,
         "note": ev.note,
+        "peak": ev.peak,
+        "reason": ev.reason,
         "audit_chain": ev.audit_chain,
         "audit_seq": ev.audit_seq,
         "prev_hash": ev.prev_hash,
@@ -206,6 +208,8 @@ def alert_row(t_ms: int, values: Mapping[str, Any]) -> dict[str, Any]:
     row["since"] = rfc3339(float(since)) if since is not None else row["t"]
     row["by"] = values.get("by")
     row["note"] = values.get("note")
+    row["peak"] = _float_or_none(values.get("peak"))
+    row["reason"] = values.get("reason") or None
     row["audit_chain"] = values.get("audit_chain")
     seq = values.get("audit_seq")
     row["audit_seq"] = None if seq is None else int(seq)

@@ -9,7 +9,9 @@ Readings keep their tag set in `series` (one row per channel) to stay small and 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+#: Columns added to `alert` in version 5 (the worst value so far, why an escalation).
+_ALERT_V5_COLUMNS = ("peak REAL", "reason TEXT")
 
 _ALERT_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -18,7 +20,7 @@ CREATE TABLE IF NOT EXISTS {name} (
     event TEXT NOT NULL, t_ms INTEGER NOT NULL, audit_key TEXT NOT NULL DEFAULT '',
     alert_id TEXT, value REAL, threshold REAL, unit TEXT, since_s REAL, profile TEXT,
     limit_source TEXT, action TEXT, message TEXT, by TEXT, note TEXT,
-    audit_chain TEXT, audit_seq INTEGER, prev_hash TEXT, hash TEXT,
+    audit_chain TEXT, audit_seq INTEGER, prev_hash TEXT, hash TEXT{extra},
     PRIMARY KEY (site, zone, device, hazard, worker, rule, severity, event, t_ms, audit_key)
 )"""
 _V2_ALERT_COLUMNS = ("site, zone, device, hazard, worker, rule, severity, event, t_ms, alert_id, value, "
@@ -34,7 +36,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # v3: `audit_key` ({chain}:{audit_seq}) joins the primary key, so that two events of one alert
     # in the same millisecond (two acks) are two rows (issue 15); the table is rebuilt.
     2: (
-        _ALERT_TABLE.format(name="alert_v3"),
+        _ALERT_TABLE.format(name="alert_v3", extra=""),
         f"INSERT INTO alert_v3 ({_V2_ALERT_COLUMNS}, audit_key) SELECT {_V2_ALERT_COLUMNS}, "
         "CASE WHEN audit_seq IS NULL THEN '' ELSE coalesce(audit_chain, '') || ':' || printf('%012d', audit_seq) END "
         "FROM alert",
@@ -44,6 +46,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # v4: `shift_avg` (∫C dt / shift length) of records whose twa limit is a shift average
     # (30 CFR 70.100; docs/spec-changes.md); NULL for every other record.
     3: ("ALTER TABLE exposure ADD COLUMN shift_avg REAL",),
+    # v5: `peak` and `reason` of alert events (docs/spec-changes.md).
+    4: tuple(f"ALTER TABLE alert ADD COLUMN {c}" for c in _ALERT_V5_COLUMNS),
 }
 
 
@@ -82,7 +86,7 @@ CREATE TABLE IF NOT EXISTS exposure (
 );
 CREATE INDEX IF NOT EXISTS exposure_by_time ON exposure (t_ms);
 """
-    + _ALERT_TABLE.format(name="alert")
+    + _ALERT_TABLE.format(name="alert", extra="".join(f", {c}" for c in _ALERT_V5_COLUMNS))
     + """;
 CREATE INDEX IF NOT EXISTS alert_by_time ON alert (t_ms);
 CREATE INDEX IF NOT EXISTS alert_by_id ON alert (alert_id);
@@ -108,7 +112,8 @@ EXPOSURE_COLUMNS = (*_EXPOSURE_TAGS, *_EXPOSURE_FIELDS, "limits")
 
 _ALERT_TAGS = ("site", "zone", "device", "hazard", "worker", "rule", "severity", "event", "t_ms", "audit_key")
 _ALERT_FIELDS = ("alert_id", "value", "threshold", "unit", "since_s", "profile", "limit_source",
-                 "action", "message", "by", "note", "audit_chain", "audit_seq", "prev_hash", "hash")  # fmt: skip
+                 "action", "message", "by", "note", "audit_chain", "audit_seq", "prev_hash", "hash",
+                 "peak", "reason")  # fmt: skip
 UPSERT_ALERT = (
     f"INSERT INTO alert ({', '.join(_ALERT_TAGS + _ALERT_FIELDS)}) "
     f"VALUES ({', '.join('?' * (len(_ALERT_TAGS) + len(_ALERT_FIELDS)))}) "

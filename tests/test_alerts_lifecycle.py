@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from alerts.errors import InvalidAckError, SnapshotError, UnknownAlertError
+from alerts.errors import InvalidAckError, SnapshotError, StaleAckError, UnknownAlertError
 from alerts.ids import new_alert_id
 from alerts.lifecycle import AlertBook
 from alerts.messages import exceed_message, fmt_value
@@ -62,17 +62,22 @@ def test_repeats_update_value_and_peak_without_events(book: AlertBook, reg: Chan
     assert (a.value, a.peak, a.since_s, a.last_t_s) == (105.0, 130.0, T0, T0 + 20)
 
 
-def test_severity_rise_is_a_new_raise_on_the_same_alert(book: AlertBook, reg: ChannelRegistry) -> None:
+def test_severity_rise_is_an_escalation_of_the_same_alert(book: AlertBook, reg: ChannelRegistry) -> None:
+    """Issue 13: a rise is its own event, `escalated` with reason `severity_rise` (one `raised` per id)."""
     [w] = feed(book, reg, (GD17, LEVEL, W, 30.0, T0))
     book.acknowledge(w.alert_id, "Ana", None, T0 + 5)
     [a] = feed(book, reg, (GD17, LEVEL, A, 60.0, T0 + 10))
-    assert (a.event, a.severity, a.alert_id, a.threshold, a.since_s) == ("raised", A, w.alert_id, 50.0, T0)
-    assert a.message == "CO 60 ppm exceeds the 50 ppm alarm level" and a.action == "Withdraw"
+    assert (a.event, a.severity, a.alert_id, a.threshold, a.since_s) == ("escalated", A, w.alert_id, 50.0, T0)
+    assert a.reason == "severity_rise"
+    assert (
+        a.message == "Rose from warning to alarm: CO 60 ppm exceeds the 50 ppm alarm level" and a.action == "Withdraw"
+    )
     assert book.open_alerts()[0].acknowledged_by is None  # a higher severity needs a new ack
     assert feed(book, reg, (GD17, LEVEL, W, 30.0, T0 + 20)) == []  # falling back does not lower it
     assert book.open_alerts()[0].severity is A
     [c] = feed(book, reg, (GD17, LEVEL, C, 250.0, T0 + 30))
-    assert (c.severity, c.alert_id) == (C, w.alert_id)
+    assert (c.severity, c.alert_id, c.event, c.reason) == (C, w.alert_id, "escalated", "severity_rise")
+    assert book.counts["raised"] == 1 and book.counts["severity_rises"] == 2 and book.counts["escalated"] == 0
 
 
 def test_clear_needs_deadband_and_hold_time(book: AlertBook, reg: ChannelRegistry) -> None:
@@ -102,13 +107,14 @@ def test_low_direction_uses_min_peak_and_clear_at(book: AlertBook, reg: ChannelR
     assert c.event == "cleared" and c.alert_id == r.alert_id
 
 
-def test_flapping_reopens_same_alert_and_holds_the_clear(book: AlertBook, reg: ChannelRegistry) -> None:
+def test_flapping_raises_a_new_alert_and_holds_its_clear(book: AlertBook, reg: ChannelRegistry) -> None:
+    """Each alert_id is one episode (`raised` first, `cleared` last); the flap count carries on."""
     [r] = feed(book, reg, (GD17, STEL, A, 120.0, T0))
     feed(book, reg, (GD17, STEL, None, 50.0, T0 + 10))
     [c] = feed(book, reg, (GD17, STEL, None, 50.0, T0 + 70))
     assert c.event == "cleared"
     [again] = feed(book, reg, (GD17, STEL, A, 101.0, T0 + 200))
-    assert (again.event, again.alert_id, again.since_s) == ("raised", r.alert_id, T0)
+    assert (again.event, again.since_s) == ("raised", T0 + 200) and again.alert_id != r.alert_id
     assert "flapping" in again.message and "once" in again.message
     # a flapping alert now clears only after the whole flap window (600 s) below the limit
     feed(book, reg, (GD17, STEL, None, 50.0, T0 + 210))
@@ -116,9 +122,9 @@ def test_flapping_reopens_same_alert_and_holds_the_clear(book: AlertBook, reg: C
     [c2] = feed(book, reg, (GD17, STEL, None, 50.0, T0 + 810))
     assert c2.event == "cleared" and c2.message.endswith("(at or below 95 ppm for 10 min): STEL alert cleared")
     assert book.counts["flaps"] == 1 and book.counts["raised"] == 2
-    # outside the window a new episode gets a new id
+    # outside the window a new episode is no flap
     [fresh] = feed(book, reg, (GD17, STEL, A, 130.0, T0 + 810 + 601))
-    assert fresh.alert_id != r.alert_id and "flapping" not in fresh.message
+    assert fresh.alert_id not in (r.alert_id, again.alert_id) and "flapping" not in fresh.message
 
 
 def test_escalation_per_severity_ack_stops_it_and_reminders() -> None:
@@ -320,3 +326,37 @@ def test_value_formatting() -> None:
     assert [fmt_value(v) for v in (112.4, 12.5, 1.234, 0.054, 0.0, 1500.0, -0.2)] == [
         "112", "12.5", "1.23", "0.054", "0", "1500", "-0.2",
     ]  # fmt: skip
+
+
+def test_every_event_carries_the_tier_in_force_and_the_worst_value(book: AlertBook, reg: ChannelRegistry) -> None:
+    """Issue 13: an O2 (below) alert's worst value is its lowest, and the ack after the rise is critical."""
+    [r] = feed(book, reg, (OX2, LEVEL, A, 19.2, T0))
+    [rise] = feed(book, reg, (OX2, LEVEL, C, 17.5, T0 + 10))
+    feed(book, reg, (OX2, LEVEL, A, 18.5, T0 + 20))
+    ack = book.acknowledge(r.alert_id, "Ana", None, T0 + 30)
+    assert (r.severity, r.threshold, r.peak) == (A, 19.5, 19.2)
+    assert (rise.severity, rise.threshold, rise.limit_source, rise.action) == (C, 18.0, "o2-c", "Evacuate")
+    assert (ack.severity, ack.threshold, ack.limit_source, ack.value, ack.peak) == (C, 18.0, "o2-c", 18.5, 17.5)
+
+
+def test_each_alert_record_is_in_time_order_whatever_the_clocks(book: AlertBook, reg: ChannelRegistry) -> None:
+    """A sensor clock ahead of the gateway's (up to max_future_s): the ack is never before the raise."""
+    [r] = feed(book, reg, (GD17, STEL, A, 120.0, T0 + 120), now=T0)  # reading stamped 2 min ahead
+    ack = book.acknowledge(r.alert_id, "Ana", None, T0 + 30)  # the officer saw it: accepted ...
+    assert ack.t_s == T0 + 120  # ... and recorded no earlier than the raise
+    [e] = book.tick(T0 + 10_000) or [None]  # acknowledged: no escalation
+    assert e is None
+    feed(book, reg, (GD17, STEL, None, 50.0, T0 + 50), now=T0 + 200)  # late readings clear it ...
+    [c] = feed(book, reg, (GD17, STEL, None, 50.0, T0 + 115), now=T0 + 200)
+    assert c.event == "cleared" and c.t_s == ack.t_s  # ... never before the ack in the record
+    assert c.message.endswith("(event time 2027-01-15T08:01:55Z; recorded after the alert's previous event)")
+
+
+def test_an_ack_made_before_the_current_tier_is_refused(book: AlertBook, reg: ChannelRegistry) -> None:
+    """The demo's ack at 09:43:44 "before" the critical raise at 10:04:44: it acknowledged a tier it never saw."""
+    [r] = feed(book, reg, (GD17, LEVEL, A, 60.0, T0))
+    feed(book, reg, (GD17, LEVEL, C, 250.0, T0 + 1200))
+    with pytest.raises(StaleAckError, match="rose to critical at 2027-01-15T08:20:00Z, after this acknowledgement"):
+        book.acknowledge(r.alert_id, "Ana", None, T0 + 900)  # made before the rise, applied after it
+    assert book.open_alerts()[0].acknowledged_by is None  # the critical tier still escalates
+    assert book.acknowledge(r.alert_id, "Ana", None, T0 + 1210).severity is C

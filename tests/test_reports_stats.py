@@ -211,6 +211,26 @@ def test_alert_lifecycles_and_time_to_acknowledge() -> None:
     assert rows_by[("stel", "alarm")]["ack_median_s"] == 120.0
 
 
+def test_alert_row_names_the_highest_tier_and_the_worst_value_in_the_limits_direction() -> None:
+    """Issue 13: a critical row gave the alarm tier's threshold and source; O2's worst value was the highest."""
+    o2 = {"hazard": "o2", "rule": "level", "unit": "%vol", "since": "2026-11-01T10:00:00Z"}
+    rows = [
+        alert("o", "raised", "2026-11-01T10:00:00Z", value=19.3, threshold=19.5, limit_source="alarm-src", **o2),
+        alert("o", "escalated", "2026-11-01T10:01:00Z", severity="critical", value=17.8, threshold=18.0,
+              limit_source="critical-src", reason="severity_rise", **o2),
+        alert("o", "escalated", "2026-11-01T10:02:00Z", severity="critical", value=18.2, threshold=18.0,
+              limit_source="critical-src", reason="unacknowledged", **o2),
+        alert("o", "acknowledged", "2026-11-01T10:10:00Z", severity="critical", value=20.9, threshold=18.0,
+              limit_source="critical-src", by="ana", **o2),
+    ]  # fmt: skip
+    [o] = lifecycles(reversed(rows))
+    assert (o.severity, o.threshold, o.limit_source) == ("critical", 18.0, "critical-src")
+    assert o.peak_value == 17.8  # the lowest: a "below" limit
+    assert (o.escalations, o.severity_rises, o.time_to_ack_s) == (1, 1, 600.0)
+    [co] = lifecycles([alert("c", "raised", "2026-11-01T10:00:00Z", value=120.0, peak=150.0)])
+    assert co.peak_value == 150.0  # the events' own worst value wins
+
+
 # -- quality ----------------------------------------------------------------------------------
 
 

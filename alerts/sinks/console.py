@@ -23,7 +23,7 @@ def format_line(event: AlertEvent) -> str:
     where = f"{event.site}/{event.zone}/{event.device}" + (f" ({event.worker})" if event.worker else "")
     head = f"{rfc3339(event.t_s)} {event.severity.upper()} {event.event} {where}"
     line = f"{head} {event.hazard} {event.rule}: {event.message}"
-    if event.event is AlertEventKind.RAISED and event.action:
+    if (event.event is AlertEventKind.RAISED or event.reason == "severity_rise") and event.action:
         line += f" | do: {event.action}"
     return printable(f"{line} [{event.alert_id}]")  # ids, ack names and notes come from the network
 
