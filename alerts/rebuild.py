@@ -23,7 +23,7 @@ from typing import Any
 
 from alerts.policy import AlertPolicy
 from alerts.state import AlertState, AlertSubject
-from alerts.types import AlertEventKind
+from alerts.types import AlertEventKind, EscalationReason
 from rules.results import Direction, Limit
 from rules.types import Hazard, RuleKind, Severity
 
@@ -66,7 +66,7 @@ class _Alert:
             self.cleared += 1
             self.rows = [r for r in self.rows if (r[1] > seq if r[0] == chain else r[2] > t)]
             return
-        self.escalated += event == AlertEventKind.ESCALATED
+        self.escalated += event == AlertEventKind.ESCALATED and not _is_rise(row)
         self.rows.append((chain, seq, t, row))
 
     def is_open(self) -> bool:
@@ -109,6 +109,19 @@ class OpenScan:
         return states
 
 
+def _is_rise(row: Row) -> bool:
+    """A severity rise (`escalated`, reason `severity_rise`): it arms a new tier like a raise."""
+    return row.get("reason") == EscalationReason.SEVERITY_RISE
+
+
+def _tier_message(base: Row) -> str:
+    """The raise message of the tier in force (a rise's message without its "Rose from …: ")."""
+    text = str(base.get("message") or "")
+    if _is_rise(base) and text.startswith("Rose from ") and ": " in text:
+        return text.split(": ", 1)[1]
+    return text
+
+
 def _seal(row: Row, n: int) -> tuple[str, int]:
     chain, seq = row.get("audit_chain"), row.get("audit_seq")
     if chain is None or seq is None:
@@ -118,7 +131,7 @@ def _seal(row: Row, n: int) -> tuple[str, int]:
 
 def _state(rows: list[Row], alert: _Alert, limits: Sequence[Limit], policy: AlertPolicy) -> AlertState:
     """One open alert from its events since the latest clear, in emission order."""
-    raises = [i for i, r in enumerate(rows) if r["event"] == AlertEventKind.RAISED]
+    raises = [i for i, r in enumerate(rows) if r["event"] == AlertEventKind.RAISED or _is_rise(r)]
     base_i = raises[-1] if raises else 0
     base, after = rows[base_i], rows[base_i + 1 :]
     severity, rule = Severity(base["severity"]), RuleKind(base["rule"])
@@ -135,9 +148,9 @@ def _state(rows: list[Row], alert: _Alert, limits: Sequence[Limit], policy: Aler
         action=str(base.get("action") or ""), unit=str(base.get("unit") or ""), label=label,
         direction=direction, threshold=threshold, clear_level=clear_level, value=value,
         peak=(min(values) if direction is Direction.BELOW else max(values)) if values else value,
-        since_s=row_time(base, "since"), last_t_s=row_time(base), message=str(base.get("message") or ""),
-        deadline_s=None, armed_wall_s=row_time(base),
-        escalations=alert.escalated, flaps=alert.cleared,
+        since_s=row_time(base, "since"), last_t_s=row_time(base), message=_tier_message(base),
+        deadline_s=None, armed_wall_s=row_time(base), escalations=alert.escalated, flaps=alert.cleared,
+        last_event_t_s=max(row_time(r) for r in rows), armed_at_s=row_time(base),
     )  # fmt: skip
     _timers(state, after, policy)
     return state

@@ -126,12 +126,15 @@ def _apply(life: AlertLife, row: Mapping[str, Any]) -> None:
 
 def lifecycles(rows: Iterable[Mapping[str, Any]]) -> list[AlertLife]:
     """Fold alert events (any order) into one AlertLife per alert_id, sorted by `since`."""
-    lives: dict[str, AlertLife] = {}
+    groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
-        life = lives.get(str(row["alert_id"]))
-        if life is None:
-            life = lives[str(row["alert_id"])] = _start(row)
-        _apply(life, row)
+        groups.setdefault(str(row["alert_id"]), []).append(row)
+    lives: dict[str, AlertLife] = {}
+    for alert_id, events in groups.items():
+        events.sort(key=lambda r: (parse_t(r["t"]), r.get("audit_seq") or 0))  # the raise decides the direction
+        life = lives[alert_id] = _start(events[0])
+        for row in events:
+            _apply(life, row)
     for life in lives.values():
         life.direction = life.direction or "above"
     return sorted(lives.values(), key=lambda a: (a.since_s, a.alert_id))
