@@ -171,7 +171,8 @@ class BookCore:
             raise DuplicateAckError(f"duplicate acknowledgement: alert {alert_id} is already acknowledged by {name} "
                                     f"at {rfc3339(state.acked_at_s)} with the same note; nothing changed")  # fmt: skip
         made_s = now_s if at_s is None else at_s
-        if state.armed_at_s is not None and made_s < state.armed_at_s:
+        # made while the alert was open but before its current tier (a rise): it never saw that tier
+        if state.armed_at_s is not None and state.since_s <= made_s < state.armed_at_s:
             raise StaleAckError(alert_id, made_s, state.severity, state.armed_at_s)
         t_s = now_s if at_s is None else min(max(at_s, state.armed_wall_s, state.since_s), now_s)
         if ack_id is not None:

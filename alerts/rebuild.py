@@ -16,6 +16,7 @@ its timers. Pure: rows in, states out.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 _UNSEALED = ""  # chain name of rows written without an audit seal
+_FLAPS = re.compile(r"\(raised again (once|\d+ times) within ")
 
 
 def row_time(row: Row, key: str = "t") -> float:
@@ -114,6 +116,14 @@ def _is_rise(row: Row) -> bool:
     return row.get("reason") == EscalationReason.SEVERITY_RISE
 
 
+def _flaps_in(raised: Row) -> int:
+    """The flap count a re-raised alert carries on, from its raise message (alerts.messages.flap_suffix)."""
+    m = _FLAPS.search(str(raised.get("message") or ""))
+    if m is None:
+        return 0
+    return 1 if m.group(1) == "once" else int(m.group(1).split()[0])
+
+
 def _tier_message(base: Row) -> str:
     """The raise message of the tier in force (a rise's message without its "Rose from …: ")."""
     text = str(base.get("message") or "")
@@ -149,7 +159,8 @@ def _state(rows: list[Row], alert: _Alert, limits: Sequence[Limit], policy: Aler
         direction=direction, threshold=threshold, clear_level=clear_level, value=value,
         peak=(min(values) if direction is Direction.BELOW else max(values)) if values else value,
         since_s=row_time(base, "since"), last_t_s=row_time(base), message=_tier_message(base),
-        deadline_s=None, armed_wall_s=row_time(base), escalations=alert.escalated, flaps=alert.cleared,
+        deadline_s=None, armed_wall_s=row_time(base), escalations=alert.escalated,
+        flaps=alert.cleared + _flaps_in(next((r for r in rows if r["event"] == AlertEventKind.RAISED), base)),
         last_event_t_s=max(row_time(r) for r in rows), armed_at_s=row_time(base),
     )  # fmt: skip
     _timers(state, after, policy)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from gateway import cli_text
 from gateway import cli_values as cv
@@ -175,30 +180,64 @@ def export_evidence(
     store = open_configured_store(settings, read_only=True)
     try:
         cv.site(site, store, settings.sites)
-        rows = describe_limits(profile_book(settings), settings.profile)
-        path = run_export(store, site, start, end, out, rows)
+        site_cfg = settings.sites.get(site)
+        with _export_progress() as progress:
+            path = run_export(store, site, start, end, out, book=profile_book(settings), progress=progress,
+                              site_profile=(site_cfg.profile if site_cfg else None) or settings.profile)  # fmt: skip
     finally:
         store.close()
+    for name, info in orjson.loads((out / "bundle.json").read_bytes()).get("profiles", {}).items():
+        if not info.get("loaded"):
+            typer.echo(f"warning: records name profile {name!r}, which is not loaded here: its limits are "
+                       "not in the bundle (add its folder to OSH_PROFILE_DIRS and export again)", err=True)  # fmt: skip
     typer.echo(f"evidence bundle written: {path}")
     typer.echo(f"seal (SHA-256 of the manifest; keep it apart from the bundle): {bundle_digest(out)}")
+
+
+@contextlib.contextmanager
+def _export_progress() -> Iterator[Callable[[str, int], None]]:
+    """Rows written so far, per file, on stderr (a long export must show it is working)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                  transient=True) as bar:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+
+        def update(name: str, rows: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name)
+            bar.update(tasks[name], description=f"{name}: {rows:,} rows")
+
+        yield update
 
 
 @export_app.command("verify")
 def export_verify(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
-    digest: Annotated[str | None, typer.Option(help="The seal printed at export time.")] = None,
+    digest: Annotated[str | None, typer.Option(help="The seal (SHA-256) printed at export time.")] = None,
+    no_seal: Annotated[
+        bool, typer.Option("--no-seal", help="Check the files against the manifest only (the seal is not known).")
+    ] = False,
 ) -> None:
-    """Check every file of an evidence bundle against its SHA-256 manifest (and the seal)."""
+    """Check an evidence bundle: the manifest against its seal, every file against the manifest."""
     from reports.evidence import verify_bundle
 
     if not bundle.is_dir():
         raise ConfigError(f"{bundle} is not a directory")
+    if digest is None and not no_seal:
+        raise ConfigError("seal not checked: give --digest SEAL (printed at export), or --no-seal to check the "
+                          "files against the manifest only (which could itself have been rebuilt)")  # fmt: skip
+    if digest is not None and no_seal:
+        raise ConfigError("--digest and --no-seal contradict each other: give one")
     problems = verify_bundle(bundle, expected_digest=digest)
-    for p in problems:
-        typer.echo(f"FAIL {p}", err=True)
+    seal = "seal checked" if digest is not None else "seal NOT checked (--no-seal)"
     if problems:
+        typer.echo(f"{seal}: bundle {bundle} FAILED: {len(problems)} problem(s)", err=True)
+        for p in problems:
+            typer.echo(f"FAIL {p}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"bundle {bundle} verified: every file matches the manifest")
+    if digest is not None:
+        typer.echo(f"{seal}: bundle {bundle} verified: the manifest matches the seal and every file the manifest")
+    else:
+        typer.echo(f"{seal}: every file of {bundle} matches its manifest; the manifest itself is unchecked")
 
 
 @audit_app.command("verify")

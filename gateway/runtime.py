@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
 from pydantic import SecretStr
 
 from alerts.audit import Anchor, AuditChain, verify_chain
@@ -179,6 +180,15 @@ class Runtime:
             if sealed:
                 self.store.write_alert_events(sealed)
         return sealed
+
+    def audit_anchor(self) -> tuple[str, bytes] | None:
+        """Topic and retained payload of this gateway's audit chain head (docs/security.md), or
+        None before its first event: `P/gateway/audit/{chain}` `{"chain", "audit_seq", "hash", "head"}`."""
+        if self.audit.next_seq == 0:
+            return None
+        chain, seq = self.settings.mqtt_client_id, self.audit.next_seq - 1
+        doc = {"chain": chain, "audit_seq": seq, "hash": self.audit.head, "head": f"{seq}:{self.audit.head}"}
+        return f"{self.settings.topic_prefix}/gateway/audit/{chain}", orjson.dumps(doc)
 
     def rebuild_engine(self, now_s: float) -> int:
         """Replay the running shifts' readings from the store, so a restart does not reset

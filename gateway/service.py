@@ -272,6 +272,9 @@ class GatewayService:
             return
         self.counters.alert_events += len(events)
         events = await asyncio.to_thread(self.rt.record_events, events)
+        anchor = self.rt.audit_anchor()
+        if anchor is not None:  # the chain's new head, retained: an anchor kept outside the store
+            self.publisher.submit(anchor[0], anchor[1], urgent=False, retain=True)
         for ev in events:
             self.metrics.alert_events.labels(severity=str(ev.severity), event=str(ev.event)).inc()
         prefix = self.rt.settings.topic_prefix

@@ -97,9 +97,9 @@ def _raising(life: AlertLife, row: Mapping[str, Any]) -> None:
     """A raised/escalated event: its value and threshold are the alert's (acks carry the value at ack time)."""
     if not life.direction:
         life.direction = _direction(row)
-    for value in (row.get("value"), row.get("peak")):
-        if value is not None and _worse(life, value):
-            life.peak_value = value
+    value = row.get("value")
+    if value is not None and _worse(life, value):
+        life.peak_value = value
     if row.get("threshold") is not None and (
         life.threshold is None or _RANK.get(row["severity"], -1) >= _RANK.get(life.severity, -1)
     ):
@@ -112,6 +112,9 @@ def _apply(life: AlertLife, row: Mapping[str, Any]) -> None:
     event = row["event"]
     if event in ("raised", "escalated"):
         _raising(life, row)
+    peak = row.get("peak")  # the worst value so far, as the gateway kept it (every event carries it)
+    if peak is not None and _worse(life, peak):
+        life.peak_value = peak
     if _RANK.get(row["severity"], -1) > _RANK.get(life.severity, -1):
         life.severity = row["severity"]
     if event == "acknowledged" and (life.ack_s is None or t < life.ack_s):

@@ -11,11 +11,12 @@ Worker ids are exported as stored (an inspector's legal access), not pseudonymis
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,12 +25,15 @@ import orjson
 from alerts.audit import Anchor
 from alerts.types import rfc3339
 from reports.alert_stats import lifecycles
+from reports.anchors import audit_heads
+from reports.evidence_profiles import LIMITS_FILE, ProfileNames, write_profiles
 from reports.files import open_new, prepare_out_dir, write_bytes, write_text
 from reports.history import render
 from reports.monthly import oshmon_version
 from reports.monthly_files import ALERT_COLUMNS, alert_handling_row
 from reports.render import write_csv
 from rules.errors import ConfigError
+from rules.profiles import ProfileBook
 from storage.base import HistoryQuery, RecordKind, Store
 
 MANIFEST = "SHA256SUMS"
@@ -37,6 +41,7 @@ SCHEMA = "oshmon.evidence/1"
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CHUNK = 1 << 20
+Progress = Callable[[str, int], None]
 
 README = """oshmon evidence bundle
 ======================
@@ -44,17 +49,22 @@ site: {site}
 from: {t_from} (inclusive)   to: {t_to} (exclusive), UTC
 generated: {generated} by oshmon {version}
 
-readings.csv        every stored reading (canonical units; t = event time, UTC)
+readings.csv.gz     every stored reading, gzip-compressed CSV (canonical units; t = event time, UTC)
 exposures.csv       shift exposure records (twa8, stel15_max, peak, coverage, limits in force)
-alerts.csv          every alert event: raised, escalated, acknowledged (by, note), cleared
+alerts.csv          every alert event: raised, escalated (reason), acknowledged (by, note), cleared
 alert_handling.csv  one row per alert: since, acknowledged at/by/note, time to acknowledge, cleared
-limits.csv          the limit profile in force, with the legal source of every value
-bundle.json         what was exported, when, and how many rows each file holds
+limits.csv          every limit of every profile the records name (profile column), with its source
+profile-*.toml      the profile files those limits come from
+bundle.json         what was exported, when, row counts, the profiles, the audit chain heads
 SHA256SUMS          SHA-256 of every file above
 
-Check the files:  sha256sum -c SHA256SUMS     (or: oshmon export verify <this folder>)
+Check the files:  sha256sum -c SHA256SUMS     (or: oshmon export verify <this folder> --digest <seal>)
 Bundle digest (SHA-256 of SHA256SUMS) at export: see the exporting officer's record.
+Audit chain heads at export (bundle.json audit_heads): oshmon audit verify --from-bundle <this folder>
+finds alert events deleted or rewritten in the store since.
 """
+#: Rows between two progress calls of a long export.
+PROGRESS_ROWS = 50_000
 
 
 class _HashingWriter(io.RawIOBase):
@@ -75,15 +85,32 @@ class _HashingWriter(io.RawIOBase):
 
 
 def _write_rows(path: Path, rows: Iterable[Mapping[str, Any]], kind: RecordKind) -> tuple[int, str]:
-    """Stream store rows as CSV into `path`; returns (rows, SHA-256 hex) without reading it back."""
+    """Stream store rows as CSV into `path` (gzip when it ends in .gz); returns (rows, SHA-256 hex
+    of the file as written) without reading it back."""
     with open_new(path, "wb") as fh:
         raw = _HashingWriter(fh)
-        text = io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8", newline="")
+        buffered = io.BufferedWriter(raw)
+        # mtime 0 and no file name in the gzip header: the same rows give the same bytes
+        packed = gzip.GzipFile(filename="", mode="wb", fileobj=buffered, mtime=0) if path.suffix == ".gz" else None
+        text = io.TextIOWrapper(packed or buffered, encoding="utf-8", newline="")
         n = render(rows, kind, "csv", text)
         text.flush()
-        digest = raw.sha.hexdigest()
         text.detach()
+        if packed is not None:
+            packed.close()
+        buffered.flush()
+        digest = raw.sha.hexdigest()
     return n, digest
+
+
+def _counted(rows: Iterable[Mapping[str, Any]], name: str, progress: Progress | None) -> Iterator[Mapping[str, Any]]:
+    n = 0
+    for n, row in enumerate(rows, start=1):
+        if progress is not None and n % PROGRESS_ROWS == 0:
+            progress(name, n)
+        yield row
+    if progress is not None:
+        progress(name, n)
 
 
 def sha256_file(path: Path) -> str:
@@ -105,12 +132,19 @@ def export_evidence(
     t_from_s: float,
     t_to_s: float,
     out_dir: Path,
-    profile_rows: Sequence[Mapping[str, str]] | None,
+    profile_rows: Sequence[Mapping[str, str]] | None = None,
     *,
     now_s: float | None = None,
+    book: ProfileBook | None = None,
+    site_profile: str | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write the evidence bundle of `site` for [t_from_s, t_to_s) into `out_dir` (new or empty).
 
+    With `book`, limits.csv holds every limit of every profile the exported records name (and
+    `site_profile`, the one configured for the site), and the profile files are copied in; without
+    it, `profile_rows` as given. `progress(file, rows)` is called while long files are written.
+    bundle.json names the profiles and the head of every audit chain in the store at export.
     Returns the path of the manifest (`out_dir/SHA256SUMS`); `bundle_digest(out_dir)` seals it.
     """
     if not t_from_s < t_to_s:
@@ -119,26 +153,35 @@ def export_evidence(
     now_s = time.time() if now_s is None else now_s
     digests: dict[str, str] = {}
     counts: dict[str, int] = {}
-    for name, kind in (("readings.csv", RecordKind.READINGS), ("exposures.csv", RecordKind.EXPOSURES),
+    seen = ProfileNames({site_profile} if site_profile else set())
+    for name, kind in (("readings.csv.gz", RecordKind.READINGS), ("exposures.csv", RecordKind.EXPOSURES),
                        ("alerts.csv", RecordKind.ALERTS)):  # fmt: skip
         rows = store.query(HistoryQuery(kind, site=site, t_from_s=t_from_s, t_to_s=t_to_s))
-        counts[name], digests[name] = _write_rows(out_dir / name, rows, kind)
+        counts[name], digests[name] = _write_rows(out_dir / name, _counted(seen.tap(rows), name, progress), kind)
     alerts = lifecycles(store.query(HistoryQuery(RecordKind.ALERTS, site=site, t_from_s=t_from_s, t_to_s=t_to_s)))
     counts["alert_handling.csv"] = write_csv(
         out_dir / "alert_handling.csv", ALERT_COLUMNS, (alert_handling_row(a) for a in alerts)
     )
-    limits = [dict(r) for r in profile_rows or []]
-    columns = list(dict.fromkeys(k for r in limits for k in r)) or ["note"]
-    counts["limits.csv"] = write_csv(out_dir / "limits.csv", columns, limits)
-    _write_meta(out_dir, site, t_from_s, t_to_s, now_s, counts)
+    meta: dict[str, Any] = {"audit_heads": audit_heads(store)}
+    if book is not None:
+        counts[LIMITS_FILE], meta["profiles"] = write_profiles(out_dir, book, seen.names)
+    else:
+        limits = [dict(r) for r in profile_rows or []]
+        columns = list(dict.fromkeys(k for r in limits for k in r)) or ["note"]
+        counts[LIMITS_FILE] = write_csv(out_dir / LIMITS_FILE, columns, limits)
+        meta["profiles"] = {name: {"loaded": False} for name in sorted(seen.names)}
+    _write_meta(out_dir, site, t_from_s, t_to_s, now_s, counts, meta)
     return _write_manifest(out_dir, digests)
 
 
-def _write_meta(out_dir: Path, site: str, t_from_s: float, t_to_s: float, now_s: float, counts: dict[str, int]) -> None:
+def _write_meta(
+    out_dir: Path, site: str, t_from_s: float, t_to_s: float, now_s: float, counts: dict[str, int],
+    extra: Mapping[str, Any],
+) -> None:  # fmt: skip
     meta = {
         "schema": SCHEMA, "site": site, "from": rfc3339(t_from_s), "to": rfc3339(t_to_s),
         "generated_at": rfc3339(now_s), "oshmon_version": oshmon_version(), "rows": counts,
-        "hash": "sha256", "manifest": MANIFEST,
+        "hash": "sha256", "manifest": MANIFEST, **extra,
     }  # fmt: skip
     write_bytes(out_dir / "bundle.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
     readme = README.format(site=site, t_from=meta["from"], t_to=meta["to"], generated=meta["generated_at"],

@@ -23,6 +23,7 @@ import orjson
 from alerts.types import rfc3339
 from reports import headline
 from reports.alert_stats import AlertLife, alert_summary, lifecycles, not_judged_alerts
+from reports.anchors import audit_heads
 from reports.charts import alerts_svg, distribution_svg, trend_svg
 from reports.decisions import decisions, unjudged
 from reports.exposure_stats import AUXILIARY_HAZARDS, EN689_MIN_COVERAGE, SegSpec, groups, hazard_summary
@@ -203,7 +204,7 @@ def build_monthly(
     loq = dict(loq or {})
     sites = [site_summary(s, table, lives, months, seg, language, open_at, loq, profile_rows) for s in names]
     summary = _summary(month, site, lang, now_s, pseudonymise, seg, months, profile_rows, sites)
-    summary |= {"loq": loq, "labels": labels(language)}
+    summary |= {"loq": loq, "labels": labels(language), "audit_heads": audit_heads(store)}
     tables = write_tables(out_dir, summary, table.take(table.month == month), lives, month, language)
     summary["files"] = ["report.html", "summary.json", *tables]
     summary["csv_columns"] = tables

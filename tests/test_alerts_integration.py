@@ -191,6 +191,15 @@ def test_methane_incident_raised_escalated_acknowledged_cleared(mosquitto: Mosqu
         stored = sorted(r.stored(RecordKind.ALERTS, device="ch4-7"), key=lambda row: row["audit_seq"])
         assert kinds(stored) == ["raised", "escalated", "acknowledged", "cleared"]
         assert stored[2]["by"] == "J. Doe (shift boss)" and stored[2]["note"] == note
+        # issue 13 point 4: the chain's head is published retained, outside the store
+        last = max(r.stored(RecordKind.ALERTS), key=lambda row: row["audit_seq"])
+        anchors = Collector(mosquitto.port, ["osh/gateway/audit/#"])
+        assert anchors.wait(lambda _: bool(anchors.messages), 5)
+        anchors.close()
+        _, topic, payload, retained = anchors.messages[-1]
+        head = json.loads(payload)
+        assert retained and topic == f"osh/gateway/audit/{head['chain']}" and head["chain"] == last["audit_chain"]
+        assert head["head"] == f"{last['audit_seq']}:{last['hash']}"
     fresh = Collector(mosquitto.port, [f"osh/msha-a/alarms/{ZONE}/ch4-7/ch4/level"])
     time.sleep(0.5)
     fresh.close()

@@ -112,3 +112,41 @@ def test_verify_lists_every_break(sealed_store: Path) -> None:
     ok, message = verify_audit_chain(settings_for(sealed_store, "reader"))
     assert not ok
     assert "2 breaks" in message and "event(s) missing" in message and "altered" in message, message
+
+
+def test_export_verify_says_whether_the_seal_was_checked(sealed_store: Path) -> None:
+    """Issue 13 point 4: verify said "verified" after the manifest was rebuilt, without the seal."""
+    out = sealed_store / "bundle"
+    done = cli(sealed_store, "export", "evidence", "--site", "kop-1", "--from", "2020-01-01", "--to", "2040-01-01",
+               "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seal = done.stdout.strip().rsplit(" ", 1)[1]
+    no_seal = cli(sealed_store, "export", "verify", str(out))
+    assert no_seal.returncode == 2 and no_seal.stderr.count("\n") == 1 and "seal not checked" in no_seal.stderr
+    assert "verified" not in no_seal.stdout
+    files_only = cli(sealed_store, "export", "verify", str(out), "--no-seal")
+    first = files_only.stdout.splitlines()[0]
+    assert files_only.returncode == 0 and first.startswith("seal NOT checked") and "verified" not in first
+    sealed = cli(sealed_store, "export", "verify", str(out), "--digest", seal)
+    assert sealed.returncode == 0 and sealed.stdout.startswith("seal checked: ") and "verified" in sealed.stdout
+    (out / "alerts.csv").write_text("forged\n")  # and the manifest rebuilt to match
+    lines = [ln for ln in (out / "SHA256SUMS").read_text().splitlines() if not ln.endswith("alerts.csv")]
+    forged = subprocess.run(["sha256sum", "alerts.csv"], cwd=out, capture_output=True, text=True, check=True)
+    (out / "SHA256SUMS").write_text("\n".join([*lines, forged.stdout.strip()]) + "\n")
+    assert cli(sealed_store, "export", "verify", str(out), "--no-seal").returncode == 0  # what --no-seal means
+    caught = cli(sealed_store, "export", "verify", str(out), "--digest", seal)
+    assert caught.returncode == 1 and caught.stderr.startswith("seal checked: ") and "FAILED" in caught.stderr
+
+
+def test_audit_verify_from_a_bundle_finds_a_deleted_last_event(sealed_store: Path) -> None:
+    out = sealed_store / "bundle"
+    done = cli(sealed_store, "export", "evidence", "--site", "kop-1", "--from", "2020-01-01", "--to", "2040-01-01",
+               "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert cli(sealed_store, "audit", "verify", "--from-bundle", str(out)).returncode == 0
+    with sqlite3.connect(sealed_store / "osh.sqlite") as db:
+        db.execute("DELETE FROM alert WHERE audit_chain = 'gw-a' AND audit_seq = (SELECT max(audit_seq) FROM alert "
+                   "WHERE audit_chain = 'gw-a')")  # fmt: skip
+    assert cli(sealed_store, "audit", "verify").returncode == 0
+    caught = cli(sealed_store, "audit", "verify", "--from-bundle", str(out))
+    assert caught.returncode == 1 and "chain gw-a" in caught.stderr and "truncated" in caught.stderr, caught.stderr

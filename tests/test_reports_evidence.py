@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reports.evidence import MANIFEST, bundle_digest, export_evidence, verify_bundle
+from alerts.audit import Anchor, AuditChain
+from alerts.types import AlertEvent
+from reports.evidence import MANIFEST, bundle_digest, bundle_heads, export_evidence, verify_bundle
 from reports.files import OutputDirError
+from rules.profiles import BUILTIN_DIR, ProfileBook
 from rules.types import ChannelKey, Hazard, ReadingBatch
 from storage.base import HistoryQuery, RecordKind
 from storage.sqlite import SqliteStore
@@ -34,9 +39,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]:
     st.write_readings(keys, ReadingBatch(channel.astype(np.int64), t, 3.0 + (t % 7)))
     st.write_exposures(list(exposures(MonthSpec(), "2026-11")))
     st.write_exposures(list(exposures(MonthSpec(site="kop-2"), "2026-11"))[:20])
-    st.write_alert_events(alert_events(MonthSpec(), "2026-11", 40))
+    st.write_alert_events(sealed(alert_events(MonthSpec(), "2026-11", 40)))
     yield st
     st.close()
+
+
+def sealed(events: list[AlertEvent]) -> list[AlertEvent]:
+    chain = AuditChain()
+    out = []
+    for e in events:
+        link = chain.append(e)
+        out.append(replace(e, audit_chain="gw-1", audit_seq=link.audit_seq, prev_hash=link.prev_hash, hash=link.hash))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +66,16 @@ def copy_of(bundle: Path, tmp_path: Path) -> Path:
 
 
 def read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 
 def test_bundle_holds_the_site_records_of_the_period(store: SqliteStore, bundle: Path) -> None:
     names = sorted(p.name for p in bundle.iterdir())
-    assert names == sorted(["readings.csv", "exposures.csv", "alerts.csv", "alert_handling.csv", "limits.csv",
+    assert names == sorted(["readings.csv.gz", "exposures.csv", "alerts.csv", "alert_handling.csv", "limits.csv",
                             "bundle.json", "README.txt", MANIFEST])  # fmt: skip
-    for name, kind in (("readings.csv", RecordKind.READINGS), ("exposures.csv", RecordKind.EXPOSURES),
+    for name, kind in (("readings.csv.gz", RecordKind.READINGS), ("exposures.csv", RecordKind.EXPOSURES),
                        ("alerts.csv", RecordKind.ALERTS)):  # fmt: skip
         expected = list(store.query(HistoryQuery(kind, site="kop-1", t_from_s=FROM, t_to_s=TO)))
         got = read(bundle / name)
@@ -69,7 +84,7 @@ def test_bundle_holds_the_site_records_of_the_period(store: SqliteStore, bundle:
         assert got[0]["t"] == expected[0]["t"] and got[-1]["t"] == expected[-1]["t"]
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["site"] == "kop-1" and meta["from"] == "2026-11-01T00:00:00Z" and meta["to"] == "2026-11-08T00:00:00Z"
-    assert meta["rows"]["readings.csv"] == len(read(bundle / "readings.csv"))
+    assert meta["rows"]["readings.csv.gz"] == len(read(bundle / "readings.csv.gz"))
 
 
 def test_acknowledgements_and_limit_sources_are_in_the_bundle(bundle: Path) -> None:
@@ -103,10 +118,10 @@ def test_a_changed_byte_is_found(bundle: Path, tmp_path: Path) -> None:
 
 def test_missing_and_added_files_are_found(bundle: Path, tmp_path: Path) -> None:
     b = copy_of(bundle, tmp_path)
-    (b / "readings.csv").unlink()
+    (b / "readings.csv.gz").unlink()
     (b / "extra.csv").write_text("t,value\n")
     assert verify_bundle(b) == [
-        f"readings.csv is listed in {MANIFEST} but missing",
+        f"readings.csv.gz is listed in {MANIFEST} but missing",
         f"extra.csv is not listed in {MANIFEST} (added after export)",
     ]
 
@@ -140,3 +155,56 @@ def test_export_refuses_a_used_folder_and_an_empty_period(store: SqliteStore, tm
         export_evidence(store, "kop-1", FROM, TO, tmp_path, PROFILE)
     with pytest.raises(ValueError, match="empty"):
         export_evidence(store, "kop-1", TO, FROM, tmp_path / "new", PROFILE)
+
+
+def test_readings_are_compressed_and_reproducible(store: SqliteStore, bundle: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    export_evidence(store, "kop-1", FROM, TO, again, PROFILE, now_s=TO + 3600)
+    raw = (bundle / "readings.csv.gz").read_bytes()
+    assert raw[:2] == b"\x1f\x8b" and raw == (again / "readings.csv.gz").read_bytes()  # gzip, same bytes
+    assert len(raw) < len(gzip.decompress(raw)) / 3
+
+
+def test_the_bundle_carries_every_profile_its_records_name(tmp_path: Path) -> None:
+    """Issue 13 point 3: alerts named profile demo-mine, the bundle held only the eu rows and named no profile."""
+    st = SqliteStore(tmp_path / "osh.db")
+    msha = [replace(e, profile="us-msha") for e in alert_events(MonthSpec(), "2026-11", 6)]
+    st.write_alert_events(msha)
+    st.write_exposures(list(exposures(MonthSpec(), "2026-11"))[:5])  # profile eu
+    inside = next(e for e in msha if FROM <= e.t_s < TO - 1)
+    ghost = replace(inside, alert_id="01GHOST", profile="retired-profile", t_s=inside.t_s + 1)
+    st.write_alert_events([ghost])
+    out = tmp_path / "b"
+    export_evidence(st, "kop-1", FROM, TO, out, None, book=ProfileBook.load(), site_profile="eu-mine", now_s=TO)
+    st.close()
+    meta = json.loads((out / "bundle.json").read_text())
+    profiles = meta["profiles"]
+    assert {k for k, v in profiles.items() if v["loaded"]} == {"eu", "eu-mine", "us-msha"}
+    assert profiles["retired-profile"]["loaded"] is False
+    limits = read(out / "limits.csv")
+    by_profile = {p: [r for r in limits if r["profile"] == p] for p in ("eu", "eu-mine", "us-msha")}
+    assert all(by_profile.values()) and all(r["source"] for r in limits)
+    assert {r["hazard"] for r in by_profile["us-msha"]} >= {"ch4", "o2"}
+    for name in ("eu", "us-msha"):
+        files = profiles[name]["files"]
+        assert files and all((out / f).is_file() and f.startswith("profile-") for f in files)
+    assert (out / "profile-us-msha.toml").read_bytes() == (BUILTIN_DIR / "us-msha.toml").read_bytes()
+    assert verify_bundle(out) == []  # the profile files are in the manifest
+
+
+def test_bundle_json_names_the_audit_chain_heads(bundle: Path) -> None:
+    meta = json.loads((bundle / "bundle.json").read_text())
+    heads = meta["audit_heads"]
+    n_events = len(sealed(alert_events(MonthSpec(), "2026-11", 40)))
+    assert list(heads) == ["gw-1"] and Anchor.parse(heads["gw-1"]).audit_seq == n_events - 1
+    assert bundle_heads(bundle) == {k: Anchor.parse(v) for k, v in heads.items()}
+
+
+def test_export_shows_progress_on_long_files(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, int]] = []
+    monkeypatch.setattr("reports.evidence.PROGRESS_ROWS", 100)
+    export_evidence(store, "kop-1", FROM, TO, tmp_path / "p", PROFILE, progress=lambda f, n: seen.append((f, n)))
+    readings = [n for f, n in seen if f == "readings.csv.gz"]
+    assert readings[:2] == [100, 200] and readings[-1] == len(read(tmp_path / "p" / "readings.csv.gz"))
