@@ -78,13 +78,17 @@ class SqliteStore:
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             while version < sch.SCHEMA_VERSION:
                 for stmt in sch.MIGRATIONS[version]:
-                    if (table := sch.added_to(stmt)) == "" or table in tables:
+                    table = sch.added_to(stmt)
+                    if table == "" or (table in tables and stmt.split()[5] not in self._columns(table)):
                         self._db.execute(stmt)
                 version += 1
         except sqlite3.Error:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _columns(self, table: str) -> set[str]:
+        return {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)
