@@ -403,9 +403,13 @@ def _open_alerts_now(settings: Settings) -> tuple[dict[str, Any] | None, str]:
         if data is None:
             return None, "the store cannot be read, and there is no checkpoint of it"
         return data, "the store cannot be read: as this gateway last checkpointed them"
+    # How the log and this host's checkpoint differ matters to a starting gateway, not to a reader.
+    quiet = logging.getLogger("gateway.checkpoint")
+    level, quiet.level = quiet.level, logging.ERROR
     try:
         book = load_alerts(ckpt, store, profile_book(settings).limits, settings.alerts.policy(), _takes_over(settings))
     finally:
+        quiet.setLevel(level)
         store.close()
     return book.snapshot(), "from the store's alert log"
 
