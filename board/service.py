@@ -17,6 +17,7 @@ from board.auth import LoginThrottle
 from board.live import StoreView
 from board.state import EVENT_WINDOW_S, BoardState
 from board.users import UsersFile
+from board.verify import EventVerifier
 from board.view import SiteInfo, Snapshot
 from gateway.config import Settings, parse_mqtt_url
 from gateway.mqtt import MqttWatch
@@ -86,6 +87,8 @@ async def run_board(settings: Settings, ready: asyncio.Event | None = None) -> N
         return (sites[site].profile if site in sites else None) or settings.profile
 
     state = BoardState(settings.topic_prefix)
+    verifier = EventVerifier(lambda: open_configured_store(settings, read_only=True), state.touch)
+    state.verify = verifier.submit
     await asyncio.to_thread(_seed, settings, state)
     store_view = StoreView(
         open_store=lambda: open_configured_store(settings, read_only=True), book=book, profile_of=profile_of,
@@ -109,6 +112,7 @@ async def run_board(settings: Settings, ready: asyncio.Event | None = None) -> N
         tg.create_task(watch.run(stop), name="board-mqtt")
         tg.create_task(serve_http(app, sock, stop, tls), name="board-http")
         tg.create_task(_refresh(store_view, state, settings.board_refresh_s, stop), name="board-store")
+        tg.create_task(verifier.run(stop), name="board-verify")
         if ready is not None:
             ready.set()
         await stop.wait()

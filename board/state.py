@@ -41,6 +41,7 @@ class BoardState:
     disconnected_since: float | None = None
     version: int = 0
     _listeners: dict[asyncio.Queue[int], set[str]] = field(default_factory=dict)  # → kinds changed since
+    verify: Callable[[dict[str, Any]], None] | None = None  # checks a live event's seal (board/verify.py)
 
     # -- MQTT side --------------------------------------------------------------------------------
     def on_connection(self, up: bool) -> None:
@@ -78,8 +79,11 @@ class BoardState:
         doc = _json(payload)
         if doc is None or not isinstance(doc.get("alert_id"), str):
             return
-        # Events the gateway sealed carry its audit chain; anything else is shown as unverified.
+        # Without a verifier only the presence of a seal is known; board/verify.py checks it
+        # against the gateway's record in the store (alerts.signed.is_signed_by_gateway).
         doc["signed"] = bool(doc.get("hash")) and bool(doc.get("audit_chain"))
+        if self.verify is not None and doc["signed"]:
+            self.verify(doc)
         doc["received_s"] = self.clock()
         self.events.appendleft(doc)
         self._expire()

@@ -49,5 +49,5 @@ class Snapshot:
 
 def _event(e: dict[str, Any]) -> dict[str, Any]:
     keys = ("t", "event", "severity", "rule", "site", "zone", "device", "hazard", "worker", "value", "unit",
-            "message", "by", "note", "alert_id", "signed")  # fmt: skip
+            "message", "by", "note", "alert_id", "signed", "unsigned_reason")  # fmt: skip
     return {k: e.get(k) for k in keys}

@@ -252,3 +252,36 @@ def test_personal_monitor_on_a_shift_average_limit(tmp_path: Path) -> None:
     assert m["averaging"] == "shift" and m["limit"] == 1.5
     assert m["twa8"] == pytest.approx(0.7, rel=1e-3) and m["twa8_projected"] == pytest.approx(1.4, rel=1e-3)
     store.close()
+
+
+def test_the_board_checks_an_events_seal_against_the_store(tmp_path: Path) -> None:
+    """A live event counts as the gateway's only when the store (which only the gateway writes)
+    holds its chain position with the same hash (alerts.signed.is_signed_by_gateway)."""
+    from dataclasses import replace
+
+    from alerts.audit import AuditChain
+    from alerts.types import AlertEvent, AlertEventKind
+    from board.verify import EventVerifier
+    from rules.types import RuleKind, Severity
+    from storage.sqlite import SqliteStore
+
+    t0 = float(int(time.time()) - 60)
+    ev = AlertEvent("a1", AlertEventKind.RAISED, Severity.CRITICAL, RuleKind.LEVEL, "kop-1", "z1", "d1", "ch4",
+                    None, 1.6, 1.5, "%vol", t0, t0, "us-msha", "30 CFR 75.323", "Withdraw", "CH4 1.6 %vol",
+                    audit_chain="gw-1")  # fmt: skip
+    link = AuditChain().append(ev)
+    sealed = replace(ev, audit_seq=link.audit_seq, prev_hash=link.prev_hash, hash=link.hash)
+    store = SqliteStore(tmp_path / "osh.sqlite")
+    store.write_alert_events([sealed])
+    store.close()
+    verifier = EventVerifier(lambda: SqliteStore(tmp_path / "osh.sqlite"), lambda: None)
+    wire = orjson.loads(orjson.dumps(sealed.to_wire()))
+    assert verifier.check(wire) == ""
+    assert "content does not match" in verifier.check({**wire, "value": 0.2})
+    other = AuditChain()
+    other.append(replace(ev, alert_id="x"))  # someone else's self-consistent chain
+    fake = replace(ev, alert_id="fake", audit_seq=1)
+    link2 = other.append(fake)
+    forged = orjson.loads(orjson.dumps(replace(fake, prev_hash=link2.prev_hash, hash=link2.hash).to_wire()))
+    assert "never published" in verifier.check(forged)
+    verifier.close()

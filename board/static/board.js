@@ -226,7 +226,11 @@
       r.append(el("td", null, where(e)));
       r.append(el("td", null, e.value === null || e.value === undefined ? "" : num(e.value) + " " + (e.unit || "")));
       const last = el("td", null, e.by ? e.by + (e.note ? ": " + e.note : "") : (e.message || ""));
-      if (e.signed === false) last.prepend(el("span", "chip bad", tr("unverified")));
+      if (e.signed === false) {
+        const chip = el("span", "chip bad", tr("unverified"));
+        if (e.unsigned_reason) chip.title = e.unsigned_reason;
+        last.prepend(chip);
+      }
       r.append(last);
       table.append(r);
     }
