@@ -115,3 +115,25 @@ def test_alert_log_invariants_hold_over_simulated_months_influxdb(influxd: Influ
         _check_month(_run_month("influx", influxd, case))
 
     settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow])(given(case=month)(run))()
+
+
+def test_the_demo_contradictions_are_gone(tmp_path: Path) -> None:
+    """Issue 13 point 2, as seen in the demo store: an O2 alert acknowledged after 600 s showed
+    `escalations 0` and a worst value of 20.9 (the highest); a methane alert had an ack before the
+    raise it answered; the handling row gave the alarm tier's threshold for a critical alert."""
+    settings = _settings_for("sqlite", tmp_path, None)
+    rt = Runtime.build(settings)
+    try:
+        scen = Scenario("demo-like", (OxygenDip(3600.0, drop_pct=3.0), MethaneRise(4 * 3600.0, second_pct=1.8)))
+        msgs = simulate(SPEC, scen, T0, 8 * 3600.0, 60.0, 7)
+        backfill(rt, (m for m in msgs if m.topic.split("/")[3].startswith(GAS_DEVICES)), ack_delays_s=[600.0])
+        rows = list(rt.store.query(HistoryQuery(RecordKind.ALERTS)))
+    finally:
+        rt.close()
+    assert record_problems(rows) == []
+    lives = {life.hazard: life for life in lifecycles(rows) if life.rule == "level"}
+    o2, ch4 = lives["o2"], lives["ch4"]
+    assert o2.time_to_ack_s is not None and o2.time_to_ack_s >= 600 and o2.escalations >= 1
+    assert o2.peak_value is not None and o2.peak_value < 18.5  # the lowest value, not 20.9
+    assert (ch4.severity, ch4.threshold) == ("critical", 1.5) and ch4.severity_rises == 1
+    assert "75.323" in ch4.limit_source
