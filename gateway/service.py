@@ -91,6 +91,7 @@ class GatewayService:
         self.publisher = AlertPublisher(edge)
         self._frozen_channels = 0
         self.intake = IntakeWatch(rt.alerts, rt.health, s.mqtt_client_id)
+        self._taken = asyncio.Event()  # the commit stage took the batch handed over last
         self._in_hand: list[float] = []  # arrival time of the oldest message of each batch in hand
         self.watch = OwnTopics(s.topic_prefix, s.mqtt_client_id, rt.alerts)  # its alarm/alert topics
 
@@ -136,11 +137,17 @@ class GatewayService:
     async def _decode_loop(self, handoff: asyncio.Queue[_Decoded]) -> None:
         while True:
             msgs = await self._collect()
-            await handoff.put(self._decode(msgs))  # bounded: waits while the commit stage is busy
+            self._taken.clear()
+            await handoff.put(self._decode(msgs))
+            # Collect the next batch only once the commit stage has taken this one: at most one
+            # batch is committed while the next is decoded, and a new message is never decoded
+            # early only to wait behind two batches (alert latency, docs/benchmarks.md).
+            await self._taken.wait()
 
     async def _commit_loop(self, handoff: asyncio.Queue[_Decoded]) -> None:
         while True:
             batch = await handoff.get()
+            self._taken.set()
             try:
                 await self._commit(batch)
             except OshError as exc:
