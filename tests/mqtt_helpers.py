@@ -20,6 +20,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def sqlite_gateway_env(broker_url: str, tmp: Path, profile: str = "eu", client: str = "gw") -> dict[str, str]:
+    """The OSH_* variables of a gateway on `broker_url` with its own SQLite store under `tmp`."""
+    return {
+        "OSH_MQTT_URL": broker_url,
+        "OSH_STORE": "sqlite",
+        "OSH_SQLITE_PATH": str(tmp / "osh.sqlite"),
+        "OSH_STATE_DIR": str(tmp / "state"),
+        "OSH_PROFILE": profile,
+        "OSH_MQTT_CLIENT_ID": f"{client}-{time.time_ns()}",
+    }
+
+
 class Collector:
     """Subscribes and keeps every message: (arrival time, topic, payload, retained)."""
 

@@ -9,7 +9,7 @@ import pytest
 
 from storage.base import HistoryQuery, RecordKind
 from storage.sqlite import SqliteStore
-from tests.mqtt_helpers import Collector, Publisher, gateway
+from tests.mqtt_helpers import Collector, Publisher, gateway, sqlite_gateway_env
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -17,14 +17,7 @@ T0 = (int(time.time()) // 86400 - 1) * 86400 + 6 * 3600  # yesterday 06:00 UTC: 
 
 
 def env_for(broker: Mosquitto, tmp: Path, profile: str = "eu", client: str = "gw") -> dict[str, str]:
-    return {
-        "OSH_MQTT_URL": broker.url,
-        "OSH_STORE": "sqlite",
-        "OSH_SQLITE_PATH": str(tmp / "osh.sqlite"),
-        "OSH_STATE_DIR": str(tmp / "state"),
-        "OSH_PROFILE": profile,
-        "OSH_MQTT_CLIENT_ID": f"{client}-{time.time_ns()}",
-    }
+    return sqlite_gateway_env(broker.url, tmp, profile, client)
 
 
 def stored_readings(db: Path, device: str) -> int:

@@ -17,7 +17,7 @@ from gateway.runtime import describe_status
 from rules.profiles import ProfileBook, SiteConfig, profile_of_site, unjudged_hazards
 from rules.types import ChannelKey, ChannelRegistry, Hazard, RuleKind, Severity
 from simulators import MineSpec, scenario, simulate
-from tests.mqtt_helpers import Collector, Publisher, gateway
+from tests.mqtt_helpers import Collector, Publisher, gateway, sqlite_gateway_env
 from tests.services import Mosquitto
 
 T0 = (int(time.time()) // 86400 - 1) * 86400 + 6 * 3600  # yesterday 06:00 UTC: a shift start
@@ -93,15 +93,7 @@ def test_start_up_names_each_sites_profile_and_what_it_leaves_unjudged(book: Pro
 
 
 def env_for(broker: Mosquitto, tmp: Path, profile: str) -> dict[str, str]:
-    return {
-        "OSH_MQTT_URL": broker.url,
-        "OSH_STORE": "sqlite",
-        "OSH_SQLITE_PATH": str(tmp / "osh.sqlite"),
-        "OSH_STATE_DIR": str(tmp / "state"),
-        "OSH_PROFILE": profile,
-        "OSH_MQTT_CLIENT_ID": f"gw-{time.time_ns()}",
-        "OSH_SINKS": '{"sinks": []}',
-    }
+    return {**sqlite_gateway_env(broker.url, tmp, profile), "OSH_SINKS": '{"sinks": []}'}
 
 
 @pytest.mark.integration
