@@ -341,6 +341,16 @@ class AlertBook(BookCore):
             return None
         return self.retained_state(state.event(AlertEventKind.RAISED, state.last_t_s, state.message))
 
+    def open_alarm_states(self) -> list[tuple[str, bytes]]:
+        """(`{site}/alarms/{zone}/{device}/{hazard}/{rule}`, retained state) of every open alert."""
+        out = []
+        for st in self._open.values():
+            s = st.subject
+            state = self.retained_state(st.event(AlertEventKind.RAISED, st.last_t_s, st.message))
+            if state:
+                out.append((f"{s.site}/alarms/{s.zone}/{s.device}/{s.hazard}/{st.rule}", state))
+        return out
+
     def knows_alert(self, alert_id: str) -> bool:
         """Is `alert_id` open or recently cleared here?"""
         return alert_id in self._by_id or alert_id in self._cleared

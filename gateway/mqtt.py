@@ -229,6 +229,11 @@ class MqttEdge:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def session(self) -> int | None:
+        """An id of the current connection (None while disconnected): it changes on every reconnect."""
+        return self._generation if self._connected.is_set() else None
+
     # -- paho callbacks (paho's thread) -----------------------------------------------------------
     def _on_connect(self, client: paho.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any) -> None:
         if rc.is_failure:

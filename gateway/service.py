@@ -93,6 +93,7 @@ class GatewayService:
         self.intake = IntakeWatch(rt.alerts, rt.health, s.mqtt_client_id)
         self._taken = asyncio.Event()  # the commit stage took the batch handed over last
         self._in_hand: list[float] = []  # arrival time of the oldest message of each batch in hand
+        self._asserted_session: int | None = None  # the MQTT connection the retained states were last asserted on
         self.watch = OwnTopics(s.topic_prefix, s.mqtt_client_id, rt.alerts)  # its alarm/alert topics
 
     def stop(self) -> None:
@@ -312,6 +313,21 @@ class GatewayService:
             events += self.rt.tick_alerts(now)
             await self._emit(events)
             await self._emit(self.rt.take_side_events(), deliver=False)  # the dispatcher sent them already
+            self._reassert_on_new_connection()
+
+    def _reassert_on_new_connection(self) -> None:
+        """After every (re)connection, the retained state of every open alert is published again:
+        a broker that restarted without its retained messages (or a new broker) would otherwise
+        show reconnecting boards no alarm at all while the gateway holds it open."""
+        session = self.edge.session
+        if session is None or session == self._asserted_session:
+            return
+        self._asserted_session = session
+        prefix = self.rt.settings.topic_prefix
+        for suffix, state in self.rt.alerts.open_alarm_states():
+            topic = f"{prefix}/{suffix}"
+            self.watch.published_state(topic, state)
+            self.publisher.submit(topic, state, urgent=False, retain=True)
 
     def _intake_on_tick(self, now: float, late_s: float) -> list[AlertEvent]:
         """A tick that runs late or a batch that has been in hand for long: the gateway is behind."""

@@ -166,3 +166,51 @@ def test_board_end_to_end(mosquitto: Mosquitto, tmp_path: Path) -> None:
     pub.send(f"{PREFIX}/kop-1/north/{XSS}/status", b"", retain=True)
     pub.close()
     alerts.close()
+
+
+def test_board_follows_a_broker_restart(tmp_path: Path) -> None:
+    """The broker restarts and loses its retained messages (its persistence file is gone): the board
+    says so (/healthz 503), reconnects by itself and rebuilds its alarms from the retained states —
+    which the gateway asserts again on its new connection, so the open alarm is back."""
+    from tests.services import run_mosquitto
+
+    port = free_port()
+    with run_mosquitto() as broker:
+        env = {
+            "OSH_MQTT_URL": broker.url, "OSH_TOPIC_PREFIX": PREFIX, "OSH_PROFILE": "us-msha",
+            "OSH_SQLITE_PATH": str(tmp_path / "r.sqlite"), "OSH_MQTT_CLIENT_ID": "e2e-gw-r",
+            "OSH_BOARD_LISTEN": f"127.0.0.1:{port}", "OSH_BOARD_PUBLIC_READ": "true",
+        }  # fmt: skip
+        pub = Publisher(broker.port)
+        with gateway(env, broker.port, tmp_path / "gw.log", prefix=PREFIX), \
+                board_process(env, port, tmp_path / "board.log") as base:  # fmt: skip
+            t0 = time.time()
+            for i in range(3):
+                pub.send(*reading(t0 + i, 1.6))
+
+            def alarm_ids() -> list[str]:
+                with contextlib.suppress(httpx.HTTPError):
+                    return [a["alert_id"] for a in httpx.get(base + "/api/alarms", timeout=5).json()]
+                return []
+
+            end = time.time() + 20
+            while not alarm_ids() and time.time() < end:
+                time.sleep(0.2)
+            before = alarm_ids()
+            assert before, "the alarm never reached the board"
+            pub.close()
+            broker.stop()
+            (broker.dir / "mosquitto.db").unlink(missing_ok=True)  # the retained alarm states are gone
+            end = time.time() + 20
+            while httpx.get(base + "/healthz", timeout=5).status_code != 503 and time.time() < end:
+                time.sleep(0.2)
+            assert httpx.get(base + "/healthz", timeout=5).status_code == 503
+            broker.start()
+            end = time.time() + 60
+            while httpx.get(base + "/healthz", timeout=5).status_code != 200 and time.time() < end:
+                time.sleep(0.5)
+            assert httpx.get(base + "/healthz", timeout=5).status_code == 200
+            end = time.time() + 20
+            while alarm_ids() != before and time.time() < end:
+                time.sleep(0.2)
+            assert alarm_ids() == before  # the gateway asserted its open alarm again; the board rebuilt it
