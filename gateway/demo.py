@@ -181,18 +181,20 @@ async def run_live(opts: DemoOptions, settings: Settings, console: Console) -> t
         gw = asyncio.create_task(serve(settings, ready, stop_gw, counters=counters), name="gateway")
         await _until(ready, gw, 60.0)
         board = start_board(settings, opts.out) if opts.board else None
-        if board is not None:
-            console.print(board.hint())
-        watch = asyncio.create_task(_watch_alerts(broker.url, settings.topic_prefix, console, live, stop_watch))
-        await asyncio.sleep(0.5)  # the board subscribes before the first alert can come
-        t0 = live_start(time.time(), opts.duration_s, opts.speed)
-        incidents = await _sensors(opts, settings, broker.url, t0, live, console)
-        await _processed(counters, live.published, gw)
-        await asyncio.sleep(1.5)  # the gateway's last tick: escalations, clears
-        if opts.stay:
-            await _until_interrupted(console, board.url if board else None)
-        if board is not None:
-            board.stop()
+        try:
+            if board is not None:
+                console.print(board.hint())
+            watch = asyncio.create_task(_watch_alerts(broker.url, settings.topic_prefix, console, live, stop_watch))
+            await asyncio.sleep(0.5)  # the alert watcher subscribes before the first alert can come
+            t0 = live_start(time.time(), opts.duration_s, opts.speed)
+            incidents = await _sensors(opts, settings, broker.url, t0, live, console)
+            await _processed(counters, live.published, gw)
+            await asyncio.sleep(1.5)  # the gateway's last tick: escalations, clears
+            if opts.stay:
+                await _until_interrupted(console, board.url if board else None)
+        finally:  # also on Ctrl-C: never leave a board process behind
+            if board is not None:
+                board.stop()
         stop_gw.set()
         await gw
         live.gateway_messages = counters.messages

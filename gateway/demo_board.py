@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from board.users import Role, UsersFile
+from gateway.children import die_with_parent
 from gateway.config import Settings
 
 DEMO_USER = "demo-officer"
@@ -51,7 +52,8 @@ def _port() -> int:
 
 
 def _nice() -> None:
-    os.nice(BOARD_NICENESS)
+    """In the board's process before it starts: lower priority, and die with the demo."""
+    die_with_parent(BOARD_NICENESS)
 
 
 def start_board(settings: Settings, out: Path) -> DemoBoard:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import shutil
 import socket
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from gateway.children import die_with_parent
 from rules.errors import ConfigError
 
 START_TIMEOUT_S = 20.0
@@ -30,6 +32,7 @@ START_TIMEOUT_S = 20.0
 #: in-flight window towards the gateway, and no silent dropping of queued QoS 1 messages.
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
+user {user}
 allow_anonymous true
 persistence false
 max_inflight_messages 1000
@@ -76,7 +79,8 @@ class DemoBroker:
             raise ConfigError("mosquitto not found: install Debian's `mosquitto` package or use --broker amqtt")
         if mosquitto is not None:
             conf = workdir / "mosquitto.conf"
-            conf.write_text(MOSQUITTO_CONF.format(port=port))
+            # keep the starting user: a user change would drop the die-with-the-demo setting
+            conf.write_text(MOSQUITTO_CONF.format(port=port, user=getpass.getuser()))
             self.kind = f"mosquitto ({mosquitto})"
             return [mosquitto, "-c", str(conf)]
         self.kind = "amqtt (embedded, own process)"
@@ -88,7 +92,9 @@ class DemoBroker:
         self.port = free_port()
         cmd = self._command(self.port, workdir)
         with (workdir / "broker.log").open("wb") as log:  # the child keeps its own copy
-            self._proc = await asyncio.create_subprocess_exec(*cmd, stdout=log, stderr=asyncio.subprocess.STDOUT)
+            self._proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=log, stderr=asyncio.subprocess.STDOUT, preexec_fn=die_with_parent
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
         while loop.time() < deadline:
